@@ -1,0 +1,153 @@
+"""The ``watcher`` command line: parses arguments, builds the real objects, calls in.
+
+Exit codes: 0 ok, 1 a problem the user must fix, 2 usage error (click's own).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from watcher import __version__
+from watcher.errors import NotImplementedYet, WatcherError
+
+CONFIG_HELP = "Path to watches.yaml (default: $WATCHER_CONFIG, else ./watches.yaml)."
+
+
+def _config_path(value: str | None) -> Path:
+    return Path(value or os.environ.get("WATCHER_CONFIG") or "watches.yaml")
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def _not_built(command: str) -> NoReturn:
+    raise NotImplementedYet(f"`watcher {command}` is not built yet in this version")
+
+
+class _Group(click.Group):
+    """Turns our own errors into one clear line and exit code 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except WatcherError as exc:
+            _fail(str(exc))
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="watcher")
+@click.option("-c", "--config", "config", metavar="PATH", help=CONFIG_HELP)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Log lines for humans or JSON lines for machines.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
+@click.pass_context
+def cli(ctx: click.Context, config: str | None, log_format: str, verbose: bool) -> None:
+    """Alerts on competitor activity in the TrendTrack TikTok library."""
+    ctx.ensure_object(dict)
+    ctx.obj["config"] = _config_path(config)
+    ctx.obj["log_format"] = log_format
+    ctx.obj["verbose"] = verbose
+
+
+@cli.command()
+@click.pass_context
+def run(ctx: click.Context) -> None:
+    """Run the daemon: poll every watch on schedule, hot-reload watches.yaml."""
+    _not_built("run")
+
+
+@cli.command()
+@click.option("--watch", "watches", multiple=True, metavar="NAME", help="Only this watch.")
+@click.option("--dry-run", is_flag=True, help="Print alerts instead of sending; change no state.")
+@click.pass_context
+def once(ctx: click.Context, watches: tuple[str, ...], dry_run: bool) -> None:
+    """Poll the named (default: all) watches once, deliver their alerts, exit."""
+    _not_built("once")
+
+
+@cli.command()
+@click.pass_context
+def check(ctx: click.Context) -> None:
+    """Validate the config and its templates; show schedules and estimated credits."""
+    _not_built("check")
+
+
+@cli.command("test-notify")
+@click.argument("notifiers", nargs=-1, metavar="[NOTIFIER]...")
+@click.pass_context
+def test_notify(ctx: click.Context, notifiers: tuple[str, ...]) -> None:
+    """Send one test alert through each (or the named) notifier; report per URL."""
+    _not_built("test-notify")
+
+
+@cli.command()
+@click.argument("event", metavar="EVENT")
+@click.option("--notifier", metavar="NAME", help="Render as this notifier's format.")
+@click.pass_context
+def render(ctx: click.Context, event: str, notifier: str | None) -> None:
+    """Render the template for EVENT against a realistic sample; print title and body."""
+    _not_built("render")
+
+
+@cli.command()
+@click.option("--watch", metavar="NAME", help="Only events of this watch.")
+@click.option("--since", default="24h", show_default=True, help="How far back (e.g. 24h, 7d).")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines, one event each.")
+@click.pass_context
+def events(ctx: click.Context, watch: str | None, since: str, as_json: bool) -> None:
+    """Show detected events, newest first, with their delivery state."""
+    _not_built("events")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Show each watch's last and next poll, failures, credits; the balance last seen."""
+    _not_built("status")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8765, show_default=True, type=int)
+@click.option("--seed", default=1, show_default=True, type=int)
+@click.option("--api-key", "api_keys", multiple=True, help="Accepted key (repeatable).")
+@click.option("--credits", default=10000, show_default=True, type=int, help="Starting balance.")
+@click.option("--rate-limit", default=60, show_default=True, type=int, help="Requests/min/key.")
+@click.option("--speed", default=0.0, show_default=True, type=float, help="Sim s per real s.")
+@click.option("--documented-only", is_flag=True, help="Reject every [chosen] parameter.")
+def simulate(
+    host: str,
+    port: int,
+    seed: int,
+    api_keys: tuple[str, ...],
+    credits: int,
+    rate_limit: int,
+    speed: float,
+    documented_only: bool,
+) -> None:
+    """Serve the bundled TrendTrack simulator on loopback."""
+    _not_built("simulate")
+
+
+@cli.command()
+def demo() -> None:
+    """Zero-config tour: simulator, demo config and daemon; alerts print here."""
+    _not_built("demo")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="watcher")
