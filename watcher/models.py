@@ -31,6 +31,7 @@ class EventKind(StrEnum):
     RANK_JUMP = "rank_jump"
     AD_STOPPED = "ad_stopped"
     AD_RESUMED = "ad_resumed"
+    BASELINE = "baseline"
     WATCH_FAILING = "watch_failing"
     WATCH_RECOVERED = "watch_recovered"
     CREDITS_LOW = "credits_low"
@@ -54,6 +55,7 @@ ITEM_KINDS = frozenset(
         EventKind.RANK_JUMP,
         EventKind.AD_STOPPED,
         EventKind.AD_RESUMED,
+        EventKind.BASELINE,
     }
 )
 OPS_KINDS = frozenset(set(EventKind) - ITEM_KINDS)
@@ -120,3 +122,44 @@ class Event:
     detected_at: datetime
     item: Item | None = None
     figures: dict[str, object] = field(default_factory=dict)
+
+
+def item_to_json(item: Item) -> dict[str, object]:
+    """A JSON-safe snapshot of an item (datetimes as ISO 8601, enums as values)."""
+    out: dict[str, object] = {}
+    for name in Item.__slots__:
+        value = getattr(item, name)
+        if value is None or value == ():
+            continue
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, StrEnum):
+            value = value.value
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[name] = value
+    return out
+
+
+_DATETIME_FIELDS = frozenset(
+    {"published_at", "created_at", "updated_at", "indexed_at", "last_pinned_at", "last_unpinned_at"}
+)
+
+
+def item_from_json(data: dict[str, object]) -> Item:
+    """Inverse of ``item_to_json``; unknown keys are ignored."""
+    fields: dict[str, object] = {}
+    for name in Item.__slots__:
+        if name not in data:
+            continue
+        value = data[name]
+        if name in _DATETIME_FIELDS and isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        elif name == "type" and isinstance(value, str):
+            value = ItemType(value)
+        elif name == "status" and isinstance(value, str):
+            value = ItemStatus(value)
+        elif name == "hashtags" and isinstance(value, list):
+            value = tuple(str(v) for v in value)
+        fields[name] = value
+    return Item(**fields)  # type: ignore[arg-type]

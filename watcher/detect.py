@@ -1,0 +1,395 @@
+"""PURE detection: (what a watch remembers, what one poll saw) -> (new memory, events).
+
+No I/O and no clock reads: the poll's API time is passed in. Every comparison with item
+timestamps uses the API's clock (``baseline_at``, ``watermark``, item timestamps).
+
+How each event is found:
+
+- ``new_ad`` / ``new_video``: an item not remembered whose ``createdAt`` (else
+  ``indexedAt``, else ``publishedAt``) is later than the watch's baseline. Under a metric
+  filter (``min_views``) a new item below it is *followed* until ``filter_window`` ends and
+  announced when it crosses; an item from before the baseline that crosses is silent.
+- ``pinned`` / ``unpinned``: a remembered item whose pin state flipped; for an item first
+  met after the baseline, the pin timestamps (``lastPinnedAt``/``lastUnpinnedAt``) later
+  than the previous watermark prove a change.
+- ``ad_stopped`` / ``ad_resumed``: a remembered ad whose status flipped. An ad first met
+  after the baseline whose ``updatedAt`` moved with no pin change and no re-index changed
+  status, which is only trusted while the API's ``updatedAt`` is *exact* (moves only on
+  library changes); see ``WatchState.exact``.
+- ``rank_jump``: an item of the tracked set whose rank improved by ``min_climb`` or more
+  since it was last observed.
+
+Every event carries a deterministic key (watch, kind, item, the change) so re-running a
+poll after a crash records nothing twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from watcher.models import Event, EventKind, Item, ItemStatus, ItemType
+
+
+class FirstRun(StrEnum):
+    SILENT = "silent"
+    SUMMARY = "summary"
+    NOTIFY_ALL = "notify_all"
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """What detection needs to know of a watch's config."""
+
+    watch: str
+    events: frozenset[EventKind]
+    type: ItemType | None = None
+    status: ItemStatus | None = None
+    min_views: int | None = None
+    language: str | None = None
+    handle: str | None = None
+    filter_window: timedelta = timedelta(days=7)
+    min_climb: int = 20
+
+    def in_scope(self, item: Item) -> bool:
+        """Static filters: an item failing them is never part of the watch."""
+        if self.type is not None and item.type is not None and item.type != self.type:
+            return False
+        if self.handle is not None:
+            handle = (item.handle or "").lstrip("@").casefold()
+            if handle != self.handle.lstrip("@").casefold():
+                return False
+        if self.language is not None:
+            return (item.language or "").casefold() == self.language.casefold()
+        return True
+
+    def passes_metrics(self, item: Item) -> bool:
+        """Filters that an item may cross over time (views grow, status flips)."""
+        if self.min_views is not None and (item.views or 0) < self.min_views:
+            return False
+        return self.status is None or item.status == self.status
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """What a watch remembers of one item."""
+
+    item_id: str
+    first_seen: datetime
+    last_seen: datetime
+    tiktok_id: str | None = None
+    type: ItemType | None = None
+    status: ItemStatus | None = None
+    pinned: bool | None = None
+    rank: int | None = None
+    views: int | None = None
+    updated_at: datetime | None = None
+    announced: bool = True
+    follow_until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WatchState:
+    """A watch's memory between polls.
+
+    ``baseline_at``: API time of the first run; items created later are new.
+    ``watermark``: the latest ``updatedAt`` read; the next change feed starts after it.
+    ``refresh``: the ``latestReadyDate`` fully processed, so an unchanged one skips the poll.
+    ``exact``: whether ``updatedAt`` has only ever moved on library changes for this watch.
+    """
+
+    baseline_at: datetime | None = None
+    watermark: datetime | None = None
+    refresh: str | None = None
+    exact: bool = True
+    has_baseline: bool = False
+    items: Mapping[str, Seen] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What one poll read: the change feed, re-checked followed items, the tracked set."""
+
+    at: datetime
+    refresh: str | None
+    changed: Sequence[Item] = ()
+    rechecked: Sequence[Item] = ()
+    gone: Sequence[str] = ()
+    tracked: Sequence[Item] | None = None
+    watermark: datetime | None = None
+    exact: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    state: WatchState
+    events: tuple[Event, ...]
+    touched: frozenset[str]
+
+
+def event_key(watch: str, kind: EventKind, item_id: str, change: str) -> str:
+    """The deterministic identity of an event: watch, kind, item and the change."""
+    return f"{watch}|{kind.value}|{item_id}|{change}"
+
+
+def _iso(value: datetime | None, fallback: str | None) -> str:
+    return value.isoformat() if value is not None else (fallback or "")
+
+
+def _created(item: Item) -> datetime | None:
+    return item.created_at or item.indexed_at or item.published_at
+
+
+def _later(value: datetime | None, than: datetime | None) -> bool:
+    if value is None:
+        return False
+    return than is None or value > than
+
+
+class _Detector:
+    """One detection pass; collects events and the items it touched."""
+
+    def __init__(self, rules: Rules, state: WatchState, obs: Observation) -> None:
+        self.rules = rules
+        self.state = state
+        self.obs = obs
+        self.items: dict[str, Seen] = dict(state.items)
+        self.events: list[Event] = []
+        self.touched: set[str] = set()
+        self.exact = state.exact and obs.exact
+
+    def emit(self, kind: EventKind, item: Item, change: str, **figures: object) -> None:
+        if kind not in self.rules.events:
+            return
+        key = event_key(self.rules.watch, kind, item.id, change)
+        self.events.append(Event(key, kind, self.rules.watch, self.obs.at, item, dict(figures)))
+
+    def remember(self, item: Item, seen: Seen | None, **changes: object) -> Seen:
+        base = seen or Seen(item_id=item.id, first_seen=self.obs.at, last_seen=self.obs.at)
+        updated = replace(
+            base,
+            last_seen=self.obs.at,
+            tiktok_id=item.tiktok_id or base.tiktok_id,
+            type=item.type or base.type,
+            status=item.status or base.status,
+            pinned=item.pinned if item.pinned is not None else base.pinned,
+            rank=item.rank if item.rank is not None else base.rank,
+            views=item.views if item.views is not None else base.views,
+            updated_at=item.updated_at or base.updated_at,
+            **changes,  # type: ignore[arg-type]
+        )
+        self.items[item.id] = updated
+        self.touched.add(item.id)
+        return updated
+
+    def new_kind(self, item: Item) -> EventKind:
+        return EventKind.NEW_AD if item.type == ItemType.AD else EventKind.NEW_VIDEO
+
+    def announce_new(self, item: Item) -> None:
+        self.emit(self.new_kind(item), item, "new", views=item.views)
+
+    def changed(self, item: Item) -> None:
+        """An item from the change feed: new, re-indexed, or its status/pin moved."""
+        if not self.rules.in_scope(item):
+            return
+        seen = self.items.get(item.id)
+        if seen is None:
+            self.first_meeting(item)
+        else:
+            self.known_changed(item, seen)
+
+    def first_meeting(self, item: Item) -> None:
+        if self.state.has_baseline and _later(_created(item), self.state.baseline_at):
+            if self.rules.passes_metrics(item):
+                self.announce_new(item)
+                self.remember(item, None, announced=True)
+            else:
+                until = self.obs.at + self.rules.filter_window
+                self.remember(item, None, announced=False, follow_until=until)
+            self.pin_by_timestamps(item)
+            return
+        # An item from before the baseline that we meet for the first time.
+        pin_moved = self.pin_by_timestamps(item)
+        reindexed = _later(item.indexed_at, self.state.watermark)
+        if (
+            self.exact
+            and not pin_moved
+            and not reindexed
+            and item.type == ItemType.AD
+            and _later(item.updated_at, self.state.watermark)
+        ):
+            self.status_event(item, item.status)
+        self.remember(item, None, announced=True)
+
+    def pin_by_timestamps(self, item: Item) -> bool:
+        previous = self.state.watermark
+        if item.pinned and _later(item.last_pinned_at, previous):
+            self.emit(EventKind.PINNED, item, _iso(item.last_pinned_at, self.obs.refresh))
+            return True
+        if item.pinned is False and _later(item.last_unpinned_at, previous):
+            self.emit(EventKind.UNPINNED, item, _iso(item.last_unpinned_at, self.obs.refresh))
+            return True
+        return False
+
+    def status_event(self, item: Item, status: ItemStatus | None) -> None:
+        change = _iso(item.updated_at, self.obs.refresh)
+        days = item.days_running
+        if status == ItemStatus.INACTIVE:
+            self.emit(EventKind.AD_STOPPED, item, change, days_running=days)
+        elif status == ItemStatus.ACTIVE:
+            self.emit(EventKind.AD_RESUMED, item, change, days_running=days)
+
+    def known_changed(self, item: Item, seen: Seen) -> None:
+        moved = False
+        if item.pinned is not None and seen.pinned is not None and item.pinned != seen.pinned:
+            kind = EventKind.PINNED if item.pinned else EventKind.UNPINNED
+            stamp = item.last_pinned_at if item.pinned else item.last_unpinned_at
+            self.emit(kind, item, _iso(stamp, self.obs.refresh))
+            moved = True
+        elif seen.pinned is None and self.pin_by_timestamps(item):
+            moved = True
+        is_ad = (item.type or seen.type) == ItemType.AD
+        if item.status is not None and seen.status is not None and item.status != seen.status:
+            moved = True
+            if is_ad:
+                self.status_event(item, item.status)
+        reindexed = _later(item.indexed_at, seen.updated_at)
+        if not moved and not reindexed and _later(item.updated_at, seen.updated_at):
+            self.exact = False  # updatedAt moved for a reason we don't alert on
+        self.follow(item, seen)
+
+    def follow(self, item: Item, seen: Seen) -> None:
+        """Update a remembered item; announce a followed one that crossed the filter."""
+        if seen.announced or seen.follow_until is None:
+            self.remember(item, seen)
+            return
+        if self.obs.at > seen.follow_until:
+            self.remember(item, seen, announced=True, follow_until=None)
+        elif self.rules.passes_metrics(item):
+            self.announce_new(item)
+            self.remember(item, seen, announced=True, follow_until=None)
+        else:
+            self.remember(item, seen)
+
+    def rechecked(self, item: Item) -> None:
+        seen = self.items.get(item.id)
+        if seen is not None:
+            self.known_changed(item, seen)
+
+    def gone(self, item_id: str) -> None:
+        seen = self.items.get(item_id)
+        if seen is not None and not seen.announced:
+            self.items[item_id] = replace(seen, announced=True, follow_until=None)
+            self.touched.add(item_id)
+
+    def tracked(self, items: Iterable[Item]) -> None:
+        for item in items:
+            seen = self.items.get(item.id)
+            before = seen.rank if seen else None
+            after = item.rank
+            if before is not None and after is not None and before - after >= self.rules.min_climb:
+                self.emit(
+                    EventKind.RANK_JUMP,
+                    item,
+                    f"{self.obs.refresh or ''}:{before}->{after}",
+                    rank_before=before,
+                    rank_after=after,
+                    views=item.views,
+                )
+            if seen is None:
+                self.remember(item, None, announced=True)
+            else:
+                self.remember(item, seen)
+
+
+def detect(rules: Rules, state: WatchState, obs: Observation) -> Detection:
+    """Compare one poll's observation with the watch's memory; return events and memory."""
+    run = _Detector(rules, state, obs)
+    for item in obs.changed:
+        run.changed(item)
+    for item in obs.rechecked:
+        run.rechecked(item)
+    for item_id in obs.gone:
+        run.gone(item_id)
+    if obs.tracked is not None:
+        run.tracked(obs.tracked)
+    for item_id, seen in list(run.items.items()):
+        if not seen.announced and seen.follow_until and obs.at > seen.follow_until:
+            run.items[item_id] = replace(seen, announced=True, follow_until=None)
+            run.touched.add(item_id)
+    new_state = replace(
+        state,
+        watermark=_max(state.watermark, obs.watermark),
+        refresh=obs.refresh or state.refresh,
+        exact=run.exact,
+        items=run.items,
+    )
+    return Detection(new_state, _unique(run.events), frozenset(run.touched))
+
+
+def baseline(
+    rules: Rules,
+    state: WatchState,
+    obs: Observation,
+    mode: FirstRun,
+    *,
+    scope_total: int | None = None,
+) -> Detection:
+    """A watch's first run: remember the baseline; alert per ``on_first_run``.
+
+    ``obs.changed`` holds what the baseline read (for ``notify_all``: the newest items of
+    the scope); ``obs.watermark`` the latest ``updatedAt`` in scope, which becomes both the
+    baseline and the watermark.
+    """
+    start = replace(
+        state, baseline_at=obs.watermark, watermark=obs.watermark, has_baseline=True
+    )
+    run = _Detector(rules, start, obs)
+    for item in obs.changed:
+        if not rules.in_scope(item) or item.id in run.items:
+            continue
+        if mode == FirstRun.NOTIFY_ALL and rules.passes_metrics(item):
+            run.announce_new(item)
+        run.remember(item, None, announced=True)
+    if obs.tracked is not None:
+        run.tracked(obs.tracked)
+    events = list(run.events)
+    if mode == FirstRun.SUMMARY:
+        in_scope = [i for i in obs.changed if rules.in_scope(i)]
+        events.append(
+            Event(
+                event_key(rules.watch, EventKind.BASELINE, "-", _iso(obs.watermark, obs.refresh)),
+                EventKind.BASELINE,
+                rules.watch,
+                obs.at,
+                None,
+                {
+                    "items": scope_total if scope_total is not None else len(in_scope),
+                    "active_ads": sum(
+                        1
+                        for i in in_scope
+                        if i.type == ItemType.AD and i.status == ItemStatus.ACTIVE
+                    ),
+                    "pinned": sum(1 for i in in_scope if i.pinned),
+                },
+            )
+        )
+    new_state = replace(start, refresh=obs.refresh, items=run.items)
+    return Detection(new_state, _unique(events), frozenset(run.touched))
+
+
+def _max(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return max(a, b)
+
+
+def _unique(events: Iterable[Event]) -> tuple[Event, ...]:
+    seen: dict[str, Event] = {}
+    for event in events:
+        seen.setdefault(event.key, event)
+    return tuple(seen.values())

@@ -1,0 +1,568 @@
+"""The state store: the one module that talks to the database (through sqlmodel).
+
+SQLite is tuned for a long-running daemon (WAL, ``busy_timeout``, ``synchronous=NORMAL``,
+foreign keys on) and written by one writer at a time. A poll's items, events, outbox rows,
+poll record and credits are committed in ONE transaction: a crash leaves the poll either
+fully applied or not at all, and since event keys are deterministic a re-run poll records
+nothing twice. Upserts use the dialect's ``ON CONFLICT``; the schema is migrated with
+alembic on open. Nothing outside this module knows which database is behind it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from importlib import resources
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, and_, delete, event, func, or_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session, col, create_engine, select
+
+from watcher.detect import Detection, Seen, WatchState
+from watcher.errors import StoreError
+from watcher.models import Event, EventKind, ItemStatus, ItemType, item_from_json, item_to_json
+from watcher.store_tables import (
+    CreditRow,
+    DeliveryRow,
+    EpisodeRow,
+    EventRow,
+    ItemRow,
+    MetaRow,
+    PollRow,
+    WatchRow,
+)
+
+Routes = Mapping[EventKind, Sequence[tuple[str, int]]]
+"""For each event kind, the (notifier name, number of URLs) its deliveries go to."""
+
+
+@dataclass(frozen=True, slots=True)
+class PollRecord:
+    """What one poll did, to be stored with its outcome (and detection, if it succeeded)."""
+
+    watch: str
+    started_at: datetime
+    duration_ms: int
+    outcome: str
+    credits: int = 0
+    remaining: int | None = None
+    error: str | None = None
+    fingerprint: str = ""
+    detection: Detection | None = None
+    resume_page: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What ``apply_poll`` stored: the poll's id and the events that were new."""
+
+    poll_id: int
+    new_events: tuple[Event, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DueDelivery:
+    """One outbox row due for sending, with its event."""
+
+    id: int
+    event_id: int
+    poll_id: int | None
+    notifier: str
+    url_index: int
+    attempts: int
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryView:
+    notifier: str
+    url_index: int
+    state: str
+    attempts: int
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventView:
+    """An event with its delivery state, for ``watcher events``."""
+
+    id: int
+    event: Event
+    deliveries: tuple[DeliveryView, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class WatchInfo:
+    """One watch's bookkeeping, for ``watcher status`` and the scheduler."""
+
+    name: str
+    last_poll_at: datetime | None
+    last_outcome: str | None
+    last_error: str | None
+    consecutive_failures: int
+    refresh: str | None
+    has_baseline: bool
+    removed_at: datetime | None
+
+
+def _install_sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "PRAGMA journal_mode=WAL",
+            "PRAGMA busy_timeout=10000",
+            "PRAGMA synchronous=NORMAL",
+            "PRAGMA foreign_keys=ON",
+        ):
+            cursor.execute(pragma)
+        cursor.close()
+
+
+def _event_from_row(row: EventRow) -> Event:
+    item = item_from_json(row.item) if row.item else None
+    return Event(
+        key=row.key,
+        kind=EventKind(row.kind),
+        watch=row.watch,
+        detected_at=row.detected_at,
+        item=item,
+        figures=dict(row.figures or {}),
+    )
+
+
+def _seen_from_row(row: ItemRow) -> Seen:
+    return Seen(
+        item_id=row.item_id,
+        first_seen=row.first_seen,
+        last_seen=row.last_seen,
+        tiktok_id=row.tiktok_id,
+        type=ItemType(row.type) if row.type else None,
+        status=ItemStatus(row.status) if row.status else None,
+        pinned=row.pinned,
+        rank=row.rank,
+        views=row.views,
+        updated_at=row.updated_at,
+        announced=row.announced,
+        follow_until=row.follow_until,
+    )
+
+
+def _seen_values(watch: str, seen: Seen) -> dict[str, object]:
+    return {
+        "watch": watch,
+        "item_id": seen.item_id,
+        "tiktok_id": seen.tiktok_id,
+        "type": seen.type.value if seen.type else None,
+        "status": seen.status.value if seen.status else None,
+        "pinned": seen.pinned,
+        "rank": seen.rank,
+        "views": seen.views,
+        "updated_at": seen.updated_at,
+        "first_seen": seen.first_seen,
+        "last_seen": seen.last_seen,
+        "announced": seen.announced,
+        "follow_until": seen.follow_until,
+    }
+
+
+class Store:
+    """The state database. Thread-safe; one writer at a time."""
+
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
+        self.url = url
+        self._write_lock = threading.Lock()
+        try:
+            if url.startswith("sqlite"):
+                self.engine = create_engine(
+                    url, connect_args={"check_same_thread": False, "timeout": 10}
+                )
+                _install_sqlite_pragmas(self.engine)
+            else:
+                self.engine = create_engine(url, pool_pre_ping=True)
+            self._insert = (
+                postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+            )
+            if migrate:
+                self.migrate()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot open the state database: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    def migrate(self) -> None:
+        """Bring the schema to the latest version (alembic, batch mode for SQLite)."""
+        cfg = Config()
+        cfg.set_main_option("script_location", str(resources.files("watcher") / "migrations"))
+        with self._write_lock, self.engine.begin() as connection:
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, "head")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        with self._write_lock:
+            try:
+                with Session(self.engine) as session, session.begin():
+                    yield session
+            except SQLAlchemyError as exc:
+                raise StoreError(f"state database write failed: {exc}") from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        try:
+            with Session(self.engine) as session:
+                yield session
+        except SQLAlchemyError as exc:
+            raise StoreError(f"state database read failed: {exc}") from exc
+
+    # --- watches and their memory -------------------------------------------------------
+
+    def load_state(self, watch: str) -> WatchState:
+        """The watch's memory, or an empty one for a watch never polled."""
+        with self._read() as s:
+            row = s.get(WatchRow, watch)
+            if row is None:
+                return WatchState()
+            items = s.exec(select(ItemRow).where(col(ItemRow.watch) == watch))
+            return WatchState(
+                baseline_at=row.baseline_at,
+                watermark=row.watermark,
+                refresh=row.refresh,
+                exact=row.exact,
+                has_baseline=row.has_baseline,
+                items={r.item_id: _seen_from_row(r) for r in items},
+            )
+
+    def resume_page(self, watch: str) -> int | None:
+        with self._read() as s:
+            row = s.get(WatchRow, watch)
+            return row.resume_page if row else None
+
+    def watches(self) -> list[WatchInfo]:
+        with self._read() as s:
+            rows = s.exec(select(WatchRow).order_by(col(WatchRow.name)))
+            return [
+                WatchInfo(
+                    name=r.name,
+                    last_poll_at=r.last_poll_at,
+                    last_outcome=r.last_outcome,
+                    last_error=r.last_error,
+                    consecutive_failures=r.consecutive_failures,
+                    refresh=r.refresh,
+                    has_baseline=r.has_baseline,
+                    removed_at=r.removed_at,
+                )
+                for r in rows
+            ]
+
+    def apply_poll(self, record: PollRecord, routes: Routes) -> Applied:
+        """Store one poll atomically: memory, events, their outbox rows, poll, credits."""
+        with self._write() as s:
+            row = s.get(WatchRow, record.watch) or WatchRow(name=record.watch)
+            row.fingerprint = record.fingerprint or row.fingerprint
+            row.last_poll_at = record.started_at
+            row.last_outcome = record.outcome
+            row.removed_at = None
+            failed = record.detection is None and record.outcome not in {"skipped", "paused"}
+            row.consecutive_failures = row.consecutive_failures + 1 if failed else 0
+            row.last_error = record.error if failed else None
+            detection = record.detection
+            if detection is not None:
+                state = detection.state
+                row.has_baseline = state.has_baseline
+                row.baseline_at = state.baseline_at
+                row.watermark = state.watermark
+                row.refresh = state.refresh
+                row.exact = state.exact
+                row.resume_page = record.resume_page
+            s.add(row)
+            s.flush()
+            poll = PollRow(
+                watch=record.watch,
+                started_at=record.started_at,
+                duration_ms=record.duration_ms,
+                outcome=record.outcome,
+                items=len(detection.touched) if detection else 0,
+                events=len(detection.events) if detection else 0,
+                credits=record.credits,
+                error=record.error,
+            )
+            s.add(poll)
+            s.flush()
+            poll_id = int(poll.id or 0)
+            if record.credits or record.remaining is not None:
+                s.add(
+                    CreditRow(
+                        at=record.started_at,
+                        watch=record.watch,
+                        credits=record.credits,
+                        remaining=record.remaining,
+                    )
+                )
+            new_events: tuple[Event, ...] = ()
+            if detection is not None:
+                self._upsert_items(s, record.watch, detection)
+                new_events = self._insert_events(s, detection.events, poll_id, routes)
+            return Applied(poll_id, new_events)
+
+    def _upsert_items(self, s: Session, watch: str, detection: Detection) -> None:
+        rows = [_seen_values(watch, detection.state.items[i]) for i in sorted(detection.touched)]
+        for start in range(0, len(rows), 500):
+            chunk = rows[start : start + 500]
+            stmt = self._insert(ItemRow).values(chunk)
+            keep = {"watch", "item_id", "first_seen"}
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["watch", "item_id"],
+                set_={c: stmt.excluded[c] for c in chunk[0] if c not in keep},
+            )
+            s.exec(stmt)
+
+    def _insert_events(
+        self, s: Session, events: Iterable[Event], poll_id: int | None, routes: Routes
+    ) -> tuple[Event, ...]:
+        inserted: list[Event] = []
+        for ev in events:
+            stmt = (
+                self._insert(EventRow)
+                .values(
+                    key=ev.key,
+                    watch=ev.watch,
+                    kind=ev.kind.value,
+                    item_id=ev.item.id if ev.item else None,
+                    tiktok_id=ev.item.tiktok_id if ev.item else None,
+                    detected_at=ev.detected_at,
+                    created_at=ev.detected_at,
+                    poll_id=poll_id,
+                    figures=ev.figures,
+                    item=item_to_json(ev.item) if ev.item else None,
+                )
+                .on_conflict_do_nothing(index_elements=["key"])
+                .returning(col(EventRow.id))
+            )
+            event_id = s.exec(stmt).scalar()
+            if event_id is None:
+                continue  # recorded by an earlier run of this poll
+            inserted.append(ev)
+            for notifier, url_count in routes.get(ev.kind, ()):
+                for index in range(url_count):
+                    s.add(
+                        DeliveryRow(
+                            event_id=event_id,
+                            notifier=notifier,
+                            url_index=index,
+                            next_attempt_at=ev.detected_at,
+                        )
+                    )
+        return tuple(inserted)
+
+    def record_event(self, ev: Event, routes: Routes) -> bool:
+        """Record an event outside a poll (ops events); False if its key exists."""
+        with self._write() as s:
+            return bool(self._insert_events(s, [ev], None, routes))
+
+    def forget_watch(self, watch: str) -> None:
+        """Drop a watch's memory so its next poll starts with a fresh baseline."""
+        with self._write() as s:
+            s.exec(delete(ItemRow).where(col(ItemRow.watch) == watch))
+            s.exec(delete(WatchRow).where(col(WatchRow.name) == watch))
+
+    # --- the outbox ---------------------------------------------------------------------
+
+    def due_deliveries(self, now: datetime, limit: int = 500) -> list[DueDelivery]:
+        """Pending outbox rows whose next attempt is due, oldest event first."""
+        with self._read() as s:
+            rows = s.exec(
+                select(DeliveryRow, EventRow)
+                .join(EventRow, col(EventRow.id) == col(DeliveryRow.event_id))
+                .where(col(DeliveryRow.state) == "pending", col(DeliveryRow.next_attempt_at) <= now)
+                .order_by(col(EventRow.id), col(DeliveryRow.id))
+                .limit(limit)
+            ).all()
+            return [
+                DueDelivery(
+                    id=d.id or 0,
+                    event_id=e.id or 0,
+                    poll_id=e.poll_id,
+                    notifier=d.notifier,
+                    url_index=d.url_index,
+                    attempts=d.attempts,
+                    event=_event_from_row(e),
+                )
+                for d, e in rows
+            ]
+
+    def mark_sent(self, ids: Sequence[int], now: datetime) -> None:
+        with self._write() as s:
+            s.exec(
+                update(DeliveryRow)
+                .where(col(DeliveryRow.id).in_(ids))
+                .values(state="sent", sent_at=now, attempts=col(DeliveryRow.attempts) + 1)
+            )
+
+    def mark_failed(
+        self, ids: Sequence[int], error: str, next_attempt_at: datetime, *, dead: bool
+    ) -> None:
+        with self._write() as s:
+            s.exec(
+                update(DeliveryRow)
+                .where(col(DeliveryRow.id).in_(ids))
+                .values(
+                    state="dead" if dead else "pending",
+                    last_error=error[:500],
+                    next_attempt_at=next_attempt_at,
+                    attempts=col(DeliveryRow.attempts) + 1,
+                )
+            )
+
+    def outbox_depth(self) -> int:
+        with self._read() as s:
+            count = s.exec(select(func.count()).where(col(DeliveryRow.state) == "pending")).one()
+            return int(count or 0)
+
+    # --- ops episodes and small facts ---------------------------------------------------
+
+    def open_episode(self, kind: EventKind, subject: str, now: datetime) -> bool:
+        """Open an episode; True only if it was not open already (alert once)."""
+        with self._write() as s:
+            stmt = (
+                self._insert(EpisodeRow)
+                .values(kind=kind.value, subject=subject, opened_at=now)
+                .on_conflict_do_nothing(index_elements=["kind", "subject"])
+            )
+            return bool(s.exec(stmt).rowcount)
+
+    def close_episode(self, kind: EventKind, subject: str) -> bool:
+        """Close an episode; True only if it was open (e.g. to send a recovery)."""
+        with self._write() as s:
+            result = s.exec(
+                delete(EpisodeRow).where(
+                    col(EpisodeRow.kind) == kind.value,
+                    col(EpisodeRow.subject) == subject,
+                )
+            )
+            return bool(result.rowcount)
+
+    def episode_open(self, kind: EventKind, subject: str) -> bool:
+        with self._read() as s:
+            return s.get(EpisodeRow, (kind.value, subject)) is not None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._write() as s:
+            stmt = self._insert(MetaRow).values(key=key, value=value)
+            s.exec(stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value}))
+
+    def get_meta(self, key: str) -> str | None:
+        with self._read() as s:
+            row = s.get(MetaRow, key)
+            return row.value if row else None
+
+    # --- reporting ----------------------------------------------------------------------
+
+    def events(
+        self, *, since: datetime | None = None, watch: str | None = None, limit: int = 1000
+    ) -> list[EventView]:
+        """Events newest first, each with its delivery state per notifier URL."""
+        with self._read() as s:
+            query = select(EventRow).order_by(col(EventRow.id).desc()).limit(limit)
+            if since is not None:
+                query = query.where(col(EventRow.detected_at) >= since)
+            if watch is not None:
+                query = query.where(col(EventRow.watch) == watch)
+            rows = list(s.exec(query))
+            ids = [r.id for r in rows]
+            deliveries: dict[int, list[DeliveryView]] = {}
+            if ids:
+                for d in s.exec(
+                    select(DeliveryRow)
+                    .where(col(DeliveryRow.event_id).in_(ids))
+                    .order_by(col(DeliveryRow.notifier), col(DeliveryRow.url_index))
+                ):
+                    deliveries.setdefault(d.event_id, []).append(
+                        DeliveryView(d.notifier, d.url_index, d.state, d.attempts, d.last_error)
+                    )
+            return [
+                EventView(r.id or 0, _event_from_row(r), tuple(deliveries.get(r.id or 0, ())))
+                for r in rows
+            ]
+
+    def credits_spent(
+        self, *, since: datetime, until: datetime | None = None, watch: str | None = None
+    ) -> int:
+        with self._read() as s:
+            query = select(func.coalesce(func.sum(CreditRow.credits), 0)).where(
+                col(CreditRow.at) >= since
+            )
+            if until is not None:
+                query = query.where(col(CreditRow.at) < until)
+            if watch is not None:
+                query = query.where(col(CreditRow.watch) == watch)
+            return int(s.exec(query).one() or 0)
+
+    def last_balance(self) -> int | None:
+        with self._read() as s:
+            row = s.exec(
+                select(col(CreditRow.remaining))
+                .where(col(CreditRow.remaining).is_not(None))
+                .order_by(col(CreditRow.id).desc())
+                .limit(1)
+            ).first()
+            return int(row) if row is not None else None
+
+    def record_credits(self, at: datetime, credits: int, remaining: int | None) -> None:
+        with self._write() as s:
+            s.add(CreditRow(at=at, watch=None, credits=credits, remaining=remaining))
+
+    # --- retention ----------------------------------------------------------------------
+
+    def mark_removed(self, configured: Iterable[str], now: datetime) -> None:
+        """Note when watches left the config; their memory is dropped after a grace period."""
+        names = list(configured)
+        with self._write() as s:
+            s.exec(
+                update(WatchRow)
+                .where(col(WatchRow.name).not_in(names), col(WatchRow.removed_at).is_(None))
+                .values(removed_at=now)
+            )
+            s.exec(update(WatchRow).where(col(WatchRow.name).in_(names)).values(removed_at=None))
+
+    def prune(self, now: datetime, *, retention: timedelta, grace: timedelta) -> int:
+        """Delete old polls, ledger rows and delivered/dead events; forget long-removed watches.
+
+        Undelivered events are never pruned: nothing recorded is lost before delivery.
+        """
+        cutoff = now - retention
+        with self._write() as s:
+            removed = 0
+            removed += s.exec(delete(PollRow).where(col(PollRow.started_at) < cutoff)).rowcount
+            removed += s.exec(delete(CreditRow).where(col(CreditRow.at) < cutoff)).rowcount
+            pending = select(col(DeliveryRow.event_id)).where(col(DeliveryRow.state) == "pending")
+            old = select(col(EventRow.id)).where(
+                col(EventRow.detected_at) < cutoff,
+                col(EventRow.id).not_in(pending),
+            )
+            s.exec(delete(DeliveryRow).where(col(DeliveryRow.event_id).in_(old)))
+            removed += s.exec(
+                delete(EventRow).where(
+                    col(EventRow.detected_at) < cutoff,
+                    col(EventRow.id).not_in(pending),
+                )
+            ).rowcount
+            gone = select(col(WatchRow.name)).where(
+                and_(col(WatchRow.removed_at).is_not(None), col(WatchRow.removed_at) < now - grace)
+            )
+            names = list(s.exec(gone))
+            if names:
+                removed += s.exec(delete(ItemRow).where(col(ItemRow.watch).in_(names))).rowcount
+                s.exec(delete(WatchRow).where(or_(*(col(WatchRow.name) == n for n in names))))
+            return int(removed)
