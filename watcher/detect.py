@@ -335,13 +335,14 @@ def baseline(
     obs: Observation,
     mode: FirstRun,
     *,
-    scope_total: int | None = None,
+    summary: Mapping[str, object] | None = None,
 ) -> Detection:
     """A watch's first run: remember the baseline; alert per ``on_first_run``.
 
     ``obs.changed`` holds what the baseline read (for ``notify_all``: the newest items of
     the scope); ``obs.watermark`` the latest ``updatedAt`` in scope, which becomes both the
-    baseline and the watermark.
+    baseline and the watermark. ``summary`` holds the figures (counts read for free) of the
+    one ``baseline`` event that the ``summary`` mode sends.
     """
     start = replace(
         state, baseline_at=obs.watermark, watermark=obs.watermark, has_baseline=True
@@ -357,23 +358,15 @@ def baseline(
         run.tracked(obs.tracked)
     events = list(run.events)
     if mode == FirstRun.SUMMARY:
-        in_scope = [i for i in obs.changed if rules.in_scope(i)]
+        change = _iso(obs.watermark, obs.refresh)
         events.append(
             Event(
-                event_key(rules.watch, EventKind.BASELINE, "-", _iso(obs.watermark, obs.refresh)),
+                event_key(rules.watch, EventKind.BASELINE, "-", change),
                 EventKind.BASELINE,
                 rules.watch,
                 obs.at,
                 None,
-                {
-                    "items": scope_total if scope_total is not None else len(in_scope),
-                    "active_ads": sum(
-                        1
-                        for i in in_scope
-                        if i.type == ItemType.AD and i.status == ItemStatus.ACTIVE
-                    ),
-                    "pinned": sum(1 for i in in_scope if i.pinned),
-                },
+                dict(summary or {}),
             )
         )
     new_state = replace(start, refresh=obs.refresh, items=run.items)
