@@ -1,0 +1,502 @@
+"""watches.yaml -> frozen, validated :class:`Settings`; the only place env is read.
+
+Reading keeps every key's line (:mod:`watcher.config_yaml`), the schema checks each
+value (:mod:`watcher.config_schema`), whole-file checks find clashes
+(:mod:`watcher.config_checks`), and this module merges ``defaults`` into every watch and
+builds plain frozen values the rest of watcher uses without knowing about YAML. Every
+problem found is collected and raised at once as one :class:`ConfigError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from types import MappingProxyType
+from typing import Literal, TypeVar
+from zoneinfo import ZoneInfo
+
+from pydantic import SecretStr, ValidationError
+from pydantic_core import ErrorDetails
+
+from watcher.config_checks import Report, cross_check
+from watcher.config_schema import (
+    ConfigModel,
+    FirstRun,
+    KeywordMode,
+    Priority,
+    SearchArea,
+    StatusFilter,
+    WatchModel,
+    WatchOptions,
+    WatchType,
+    http_url,
+    known_keys,
+)
+from watcher.config_yaml import KeyPath, LoadedYaml, load_yaml
+from watcher.errors import ConfigError, ConfigProblem
+from watcher.models import EventKind
+from watcher.schedule import Schedule
+
+__all__ = [
+    "DEFAULT_EVENTS",
+    "ApiSettings",
+    "BudgetSettings",
+    "DeliverySettings",
+    "FirstRun",
+    "HealthSettings",
+    "KeywordMode",
+    "Notifier",
+    "OpsSettings",
+    "Priority",
+    "RankJump",
+    "SearchArea",
+    "Settings",
+    "StateSettings",
+    "StatusFilter",
+    "Target",
+    "TargetKind",
+    "Watch",
+    "WatchType",
+    "load_settings",
+    "parse_settings",
+]
+
+TargetKind = Literal["shop", "hashtag", "handle", "search", "query"]
+DEFAULT_EVENTS = frozenset(
+    {
+        EventKind.NEW_AD,
+        EventKind.NEW_VIDEO,
+        EventKind.PINNED,
+        EventKind.UNPINNED,
+        EventKind.AD_STOPPED,
+        EventKind.AD_RESUMED,
+    }
+)
+DEFAULT_EVERY = timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    base_url: str
+    api_key: SecretStr | None
+    max_requests_per_minute: int
+    max_concurrency: int
+    timeout_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetSettings:
+    monthly_credits: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class StateSettings:
+    database: str = field(repr=False)  # a postgresql:// URL may carry a password
+    retention: timedelta
+    removed_watch_grace: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class OpsSettings:
+    failing_after: int
+    credits_low_below: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverySettings:
+    max_attempts: int
+    digest_threshold: int
+    backoff_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class HealthSettings:
+    port: int | None
+    host: str
+
+
+@dataclass(frozen=True, slots=True)
+class Notifier:
+    """A named group of Apprise URLs; the URLs are secrets (tokens, passwords)."""
+
+    name: str
+    urls: tuple[SecretStr, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RankJump:
+    min_climb: int = 20
+    track: int = 25
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a watch follows. ``values``: the shop id, hashtag (no ``#``), handle (no
+    ``@``, lowercase) or search keywords; empty for a raw ``query`` body."""
+
+    kind: TargetKind
+    values: tuple[str, ...] = ()
+    search_area: SearchArea = "all"
+    keyword_mode: KeywordMode = "any"
+    query: Mapping[str, object] | None = None
+
+    @property
+    def value(self) -> str:
+        """The single value of a shop, hashtag or handle target."""
+        return self.values[0] if self.values else ""
+
+    def as_dict(self) -> dict[str, object]:
+        """Plain JSON-able form, for fingerprints and display."""
+        return {
+            "kind": self.kind,
+            "values": list(self.values),
+            "search_area": self.search_area,
+            "keyword_mode": self.keyword_mode,
+            "query": None if self.query is None else dict(self.query),
+        }
+
+    def __hash__(self) -> int:
+        return hash(json.dumps(self.as_dict(), sort_keys=True))
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """One watch, with ``defaults`` and the built-in defaults already merged in."""
+
+    name: str
+    target: Target
+    schedule: Schedule
+    type: WatchType = "all"
+    status: StatusFilter = "all"
+    min_views: int | None = None
+    language: str | None = None
+    events: frozenset[EventKind] = DEFAULT_EVENTS
+    on_first_run: FirstRun = "silent"
+    notify: tuple[str, ...] = ()
+    enabled: bool = True
+    priority: Priority = "normal"
+    max_credits_per_poll: int = 200
+    filter_window: timedelta = timedelta(days=7)
+    rank_jump: RankJump = field(default_factory=RankJump)
+
+    def describe_target(self) -> str:
+        """``shop 3f8aa146…``, ``#creatine``, ``@rivalbrand``, ``search "a", "b"``."""
+        target = self.target
+        if target.kind == "shop":
+            return f"shop {target.value[:8]}…"
+        if target.kind == "hashtag":
+            return f"#{target.value}"
+        if target.kind == "handle":
+            return f"@{target.value}"
+        if target.kind == "search":
+            words = ", ".join(json.dumps(v, ensure_ascii=False) for v in target.values)
+            extras = [f"in {target.search_area}"] if target.search_area != "all" else []
+            if len(target.values) > 1:
+                extras.append(f"{target.keyword_mode} keyword")
+            return f"search {words}" + (f" ({', '.join(extras)})" if extras else "")
+        body = target.query or {}
+        parts = [f"{k}={_compact(v)}" for k, v in body.items()]
+        return "query " + (" ".join(parts) if parts else "(whole library)")
+
+    @property
+    def fingerprint(self) -> str:
+        """A stable hash of every effective setting: equal iff the watch is unchanged."""
+        effective = {
+            "name": self.name,
+            "target": self.target.as_dict(),
+            "schedule": self.schedule.describe(),
+            "type": self.type,
+            "status": self.status,
+            "min_views": self.min_views,
+            "language": self.language,
+            "events": sorted(self.events),
+            "on_first_run": self.on_first_run,
+            "notify": list(self.notify),
+            "enabled": self.enabled,
+            "priority": self.priority,
+            "max_credits_per_poll": self.max_credits_per_poll,
+            "filter_window": self.filter_window.total_seconds(),
+            "rank_jump": [self.rank_jump.min_climb, self.rank_jump.track],
+        }
+        canonical = json.dumps(effective, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+DEFAULT_RANK_JUMP = RankJump()
+
+
+def _compact(value: object) -> str:
+    if isinstance(value, tuple | list):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The whole validated configuration."""
+
+    api: ApiSettings
+    budget: BudgetSettings
+    state: StateSettings
+    timezone: ZoneInfo
+    templates_dir: Path | None
+    notifiers: Mapping[str, Notifier]
+    ops_notify: tuple[str, ...]
+    route: Mapping[EventKind, tuple[str, ...]]
+    ops: OpsSettings
+    delivery: DeliverySettings
+    health: HealthSettings
+    watches: tuple[Watch, ...]
+    source: Path | None = None
+
+    def watch(self, name: str) -> Watch:
+        """The watch called ``name``; ``KeyError`` if there is none."""
+        for watch in self.watches:
+            if watch.name == name:
+                return watch
+        raise KeyError(name)
+
+
+def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the file at ``path``; ``env`` defaults to ``os.environ``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError([ConfigProblem(str(path), None, f"cannot read: {reason}")]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([ConfigProblem(str(path), None, "not UTF-8 text")]) from None
+    settings = parse_settings(text, str(path), env, path.parent)
+    return dataclasses.replace(settings, source=path)
+
+
+def parse_settings(
+    text: str,
+    filename: str,
+    env: Mapping[str, str] | None = None,
+    base_dir: Path | None = None,
+) -> Settings:
+    """Validate config ``text``; raise one ``ConfigError`` listing every problem."""
+    env = os.environ if env is None else env
+    loaded = load_yaml(text, filename, env)
+    problems = list(loaded.problems)
+
+    def report(path: KeyPath, message: str) -> None:
+        problems.append(ConfigProblem(filename, loaded.line_for(path), message))
+
+    if loaded.data is None and problems:
+        raise ConfigError(problems)
+    if not isinstance(loaded.data, dict):
+        report((), "the file must be a mapping that starts with `version: 1`")
+        raise ConfigError(problems)
+
+    def report_at(path: KeyPath, message: str) -> None:
+        where = _where(path, loaded)
+        report(path, f"{where}: {message}" if where else message)
+
+    cross_check(loaded, report_at)
+    model: ConfigModel | None = None
+    try:
+        model = ConfigModel.model_validate(loaded.data)
+    except ValidationError as exc:
+        for error in exc.errors():
+            path = _key_path(loaded, error["loc"])
+            report(path, _message(error, path, loaded))
+    base_url, database = _env_overrides(model, env, filename, problems)
+    if model is None or problems:
+        raise ConfigError(_ordered(problems))
+    settings = _build(model, env, base_url, database, base_dir or Path.cwd(), report_at)
+    if problems:
+        raise ConfigError(_ordered(problems))
+    return settings
+
+
+def _ordered(problems: list[ConfigProblem]) -> list[ConfigProblem]:
+    unique = list(dict.fromkeys(problems))
+    return sorted(unique, key=lambda p: (p.line is None, p.line or 0))
+
+
+def _env_overrides(
+    model: ConfigModel | None, env: Mapping[str, str], filename: str, problems: list[ConfigProblem]
+) -> tuple[str, str]:
+    base_url = env.get("TRENDTRACK_BASE_URL") or (model.api.base_url if model else "")
+    if env.get("TRENDTRACK_BASE_URL"):
+        try:
+            base_url = http_url(base_url)
+        except ValueError as exc:
+            problems.append(ConfigProblem(filename, None, f"TRENDTRACK_BASE_URL: {exc}"))
+    database = env.get("WATCHER_DB") or (model.state.database if model else "")
+    return base_url, _database_url(database)
+
+
+def _database_url(value: str) -> str:
+    """A URL as is; a bare path becomes a SQLite URL (relative paths stay relative)."""
+    return value if "://" in value else f"sqlite:///{value}"
+
+
+def _key_path(loaded: LoadedYaml, loc: tuple[str | int, ...]) -> KeyPath:
+    path: KeyPath = ()
+    for part in loc:
+        if (*path, part) in loaded.lines:
+            path = (*path, part)
+    return path
+
+
+def _where(path: KeyPath, loaded: LoadedYaml) -> str:
+    """``watch 'gummies': every`` or ``api.max_concurrency`` for messages."""
+    data = loaded.data
+    prefix = ""
+    rest = path
+    if len(path) >= 2 and path[0] == "watches" and isinstance(path[1], int):
+        watches = data.get("watches") if isinstance(data, dict) else None
+        item = watches[path[1]] if isinstance(watches, list) else None
+        name = item.get("name") if isinstance(item, dict) else None
+        prefix = f"watch {name!r}" if isinstance(name, str) else f"watches[{path[1]}]"
+        rest = path[2:]
+    dotted = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in rest).lstrip(".")
+    return ": ".join(p for p in (prefix, dotted) if p)
+
+
+def _message(error: ErrorDetails, path: KeyPath, loaded: LoadedYaml) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        key = str(error["loc"][-1])
+        hints = difflib.get_close_matches(key, known_keys(), n=1, cutoff=0.75)
+        hint = f" (did you mean {hints[0]!r}?)" if hints else ""
+        where = _where(path[:-1], loaded)
+        return f"{where + ': ' if where else ''}unknown key {key!r}{hint}"
+    if kind == "missing":
+        where = _where(path, loaded)
+        return f"{where + ': ' if where else ''}missing required key {error['loc'][-1]!r}"
+    message = error["msg"].removeprefix("Value error, ")
+    message = message.replace("Input should be", "should be")
+    if kind == "literal_error":
+        message += f", not {error['input']!r}"
+    where = _where(path, loaded)
+    return f"{where}: {message}" if where else message
+
+
+def _build(
+    model: ConfigModel,
+    env: Mapping[str, str],
+    base_url: str,
+    database: str,
+    base_dir: Path,
+    report: Report,
+) -> Settings:
+    api_key = model.api.api_key
+    if api_key is None or not api_key.get_secret_value():
+        from_env = env.get("TRENDTRACK_API_KEY")
+        api_key = SecretStr(from_env) if from_env else None
+    templates_dir = None
+    if model.templates_dir is not None:
+        templates_dir = (base_dir / Path(model.templates_dir).expanduser()).resolve()
+        if not templates_dir.is_dir():
+            report(("templates_dir",), f"{str(templates_dir)!r} is not a folder")
+    watches = tuple(
+        _watch(w, model.defaults, ("watches", i), report) for i, w in enumerate(model.watches)
+    )
+    return Settings(
+        api=ApiSettings(
+            base_url=base_url,
+            api_key=api_key,
+            max_requests_per_minute=model.api.max_requests_per_minute,
+            max_concurrency=model.api.max_concurrency,
+            timeout_seconds=model.api.timeout_seconds,
+        ),
+        budget=BudgetSettings(monthly_credits=model.budget.monthly_credits),
+        state=StateSettings(
+            database=database,
+            retention=model.state.retention,
+            removed_watch_grace=model.state.removed_watch_grace,
+        ),
+        timezone=ZoneInfo(model.timezone),
+        templates_dir=templates_dir,
+        notifiers=MappingProxyType(
+            {name: Notifier(name, n.urls) for name, n in model.notifiers.items()}
+        ),
+        ops_notify=model.ops_notify,
+        route=MappingProxyType({EventKind(k): v for k, v in model.route.items()}),
+        ops=OpsSettings(model.ops.failing_after, model.ops.credits_low_below),
+        delivery=DeliverySettings(
+            model.delivery.max_attempts,
+            model.delivery.digest_threshold,
+            model.delivery.backoff_seconds,
+        ),
+        health=HealthSettings(model.health.port, model.health.host),
+        watches=watches,
+    )
+
+
+_T = TypeVar("_T")
+
+
+def pick(own: _T | None, inherited: _T | None, builtin: _T) -> _T:
+    """A watch's own value, else the ``defaults`` one, else the built-in one."""
+    if own is not None:
+        return own
+    return inherited if inherited is not None else builtin
+
+
+def _watch(w: WatchModel, d: WatchOptions, path: KeyPath, report: Report) -> Watch:
+    if w.every is not None or w.cron is not None:
+        schedule = Schedule(every=w.every, cron=w.cron)
+    elif d.every is not None or d.cron is not None:
+        schedule = Schedule(every=d.every, cron=d.cron)
+    else:
+        schedule = Schedule(every=DEFAULT_EVERY)
+    own_jump, inherited_jump = w.rank_jump, d.rank_jump
+    return Watch(
+        name=w.name,
+        target=_target(w, path, report),
+        schedule=schedule,
+        type=pick(w.type, d.type, "all"),
+        status=pick(w.status, d.status, "all"),
+        min_views=w.min_views if w.min_views is not None else d.min_views,
+        language=w.language if w.language is not None else d.language,
+        events=frozenset(EventKind(e) for e in pick(w.events, d.events, tuple(DEFAULT_EVENTS))),
+        on_first_run=pick(w.on_first_run, d.on_first_run, "silent"),
+        notify=pick(w.notify, d.notify, ()),
+        enabled=pick(w.enabled, d.enabled, True),
+        priority=pick(w.priority, d.priority, "normal"),
+        max_credits_per_poll=pick(w.max_credits_per_poll, d.max_credits_per_poll, 200),
+        filter_window=pick(w.filter_window, d.filter_window, timedelta(days=7)),
+        rank_jump=RankJump(
+            min_climb=pick(
+                own_jump.min_climb if own_jump else None,
+                inherited_jump.min_climb if inherited_jump else None,
+                DEFAULT_RANK_JUMP.min_climb,
+            ),
+            track=pick(
+                own_jump.track if own_jump else None,
+                inherited_jump.track if inherited_jump else None,
+                DEFAULT_RANK_JUMP.track,
+            ),
+        ),
+    )
+
+
+def _target(w: WatchModel, path: KeyPath, report: Report) -> Target:
+    if w.shop is not None:
+        return Target("shop", (w.shop,))
+    if w.hashtag is not None:
+        tag = w.hashtag.lstrip("#").strip()
+        if not tag:
+            report((*path, "hashtag"), "is empty")
+        return Target("hashtag", (tag,))
+    if w.handle is not None:
+        handle = w.handle.lstrip("@").strip().lower()
+        if not handle:
+            report((*path, "handle"), "is empty")
+        return Target("handle", (handle,))
+    if w.search is not None:
+        return Target("search", w.search, w.search_area or "all", w.keyword_mode or "any")
+    body = w.query.model_dump(by_alias=True, exclude_none=True) if w.query else {}
+    return Target("query", query=MappingProxyType(body))
