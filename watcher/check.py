@@ -1,0 +1,100 @@
+"""The report of ``watcher check``: each watch, its schedule and its estimated credits.
+
+The estimator is injected (the real one is the polling planner's); ``rough_estimate``
+is a stand-in that only knows the schedule and the per-poll cap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from watcher.config import Settings, Watch
+from watcher.models import EventKind
+from watcher.schedule import fires_per_day
+
+DAYS_PER_MONTH = 30
+# The stand-in's guess at rows read per poll: a small probe of what changed.
+ROUGH_ROWS_PER_POLL = 10
+
+
+@dataclass(frozen=True, slots=True)
+class CreditEstimate:
+    """Credits a watch is expected to spend; ``note`` says how it was reckoned."""
+
+    per_day: float
+    per_month: float
+    note: str = ""
+
+
+def rough_estimate(watch: Watch, settings: Settings) -> CreditEstimate:
+    """Polls a day x a small probe (capped per poll), plus a daily rank read if opted in."""
+    if not watch.enabled:
+        return CreditEstimate(0.0, 0.0, "disabled")
+    polls = fires_per_day(watch.schedule, settings.timezone)
+    per_poll = min(ROUGH_ROWS_PER_POLL, watch.max_credits_per_poll)
+    per_day = polls * per_poll
+    note = f"~{per_poll} rows x {polls:.3g} polls/day"
+    if EventKind.RANK_JUMP in watch.events:
+        per_day += watch.rank_jump.track
+        note += f" + {watch.rank_jump.track} rank rows/day"
+    return CreditEstimate(per_day, per_day * DAYS_PER_MONTH, f"rough: {note}")
+
+
+def _credits(value: float) -> str:
+    return f"{value:,.0f}" if value >= 10 or value == 0 else f"{value:,.1f}"
+
+
+def _notifiers(watch: Watch, settings: Settings) -> str:
+    own = ", ".join(watch.notify) or "none"
+    extra = [
+        f"{kind.value} -> {', '.join(names)}"
+        for kind, names in settings.route.items()
+        if kind in watch.events and names
+    ]
+    return own + (f" (+ {'; '.join(extra)})" if extra else "")
+
+
+def format_check_report(settings: Settings, estimate: Callable[[Watch], CreditEstimate]) -> str:
+    """Every watch with target, schedule, events, notifiers and credits; then the total."""
+    source = str(settings.source) if settings.source else "config"
+    enabled = [w for w in settings.watches if w.enabled]
+    lines = [
+        f"{source}: OK, {len(settings.watches)} watches ({len(enabled)} enabled), "
+        f"timezone {settings.timezone.key}",
+    ]
+    if settings.api.api_key is None:
+        lines.append("warning: no API key (set api.api_key or TRENDTRACK_API_KEY)")
+    total_day = total_month = 0.0
+    for watch in settings.watches:
+        cost = estimate(watch)
+        state = f"enabled, priority {watch.priority}" if watch.enabled else "DISABLED"
+        events = ", ".join(kind.value for kind in EventKind if kind in watch.events)
+        lines += [
+            "",
+            f"{watch.name}  [{state}]",
+            f"  target:    {watch.describe_target()}",
+            f"  schedule:  {watch.schedule.describe()}",
+            f"  events:    {events}",
+            f"  notify:    {_notifiers(watch, settings)}",
+            f"  credits:   ~{_credits(cost.per_day)}/day, ~{_credits(cost.per_month)}/month"
+            + (f"  ({cost.note})" if cost.note else ""),
+        ]
+        if watch.enabled:
+            total_day += cost.per_day
+            total_month += cost.per_month
+    lines += ["", f"total: ~{_credits(total_day)} credits/day, ~{_credits(total_month)}/month"]
+    budget = settings.budget.monthly_credits
+    if budget is None:
+        lines.append("budget: none set (budget.monthly_credits)")
+    elif total_month > budget:
+        lines.append(
+            f"budget: OVER: ~{_credits(total_month)} of {budget:,} credits/month "
+            f"({total_month / budget:.0%}); low-priority watches will be shed"
+        )
+    else:
+        lines.append(
+            f"budget: ok, ~{_credits(total_month)} of {budget:,} credits/month "
+            f"({total_month / budget:.0%})"
+        )
+    return "\n".join(lines)
