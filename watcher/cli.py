@@ -81,7 +81,17 @@ def once(ctx: click.Context, watches: tuple[str, ...], dry_run: bool) -> None:
 @click.pass_context
 def check(ctx: click.Context) -> None:
     """Validate the config and its templates; show schedules and estimated credits."""
-    _not_built("check")
+    from watcher.check import format_check_report, rough_estimate  # noqa: PLC0415
+    from watcher.config import load_settings  # noqa: PLC0415
+    from watcher.errors import ConfigError  # noqa: PLC0415
+
+    try:
+        settings = load_settings(ctx.obj["config"], os.environ)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        sys.exit(1)
+    click.echo(format_check_report(settings, lambda watch: rough_estimate(watch, settings)))
 
 
 @cli.command("test-notify")
