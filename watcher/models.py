@@ -124,6 +124,19 @@ class Event:
     figures: dict[str, object] = field(default_factory=dict)
 
 
+OpsEvent = Event
+"""An ops event is an ``Event`` whose ``watch`` names its subject (a watch, or ``api``)."""
+
+
+def ops_event(
+    kind: EventKind, subject: str, at: datetime, figures: dict[str, object] | None = None
+) -> Event:
+    """An ops event; its key names the episode (kind, subject, when it opened)."""
+    return Event(
+        f"ops|{kind.value}|{subject}|{at.isoformat()}", kind, subject, at, None, dict(figures or {})
+    )
+
+
 def item_to_json(item: Item) -> dict[str, object]:
     """A JSON-safe snapshot of an item (datetimes as ISO 8601, enums as values)."""
     out: dict[str, object] = {}

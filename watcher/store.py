@@ -249,6 +249,11 @@ class Store:
             row = s.get(WatchRow, watch)
             return row.resume_page if row else None
 
+    def consecutive_failures(self, watch: str) -> int:
+        with self._read() as s:
+            row = s.get(WatchRow, watch)
+            return row.consecutive_failures if row else 0
+
     def watches(self) -> list[WatchInfo]:
         with self._read() as s:
             rows = s.exec(select(WatchRow).order_by(col(WatchRow.name)))

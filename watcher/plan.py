@@ -1,0 +1,251 @@
+"""PURE polling plan: what a watch asks the API for, so it finds every change for the
+fewest credits. The credit arithmetic of ``watcher check`` lives here too.
+
+The API bills one credit per returned row and its data changes once a day, at a refresh.
+So a watch's poll is planned in three gates and three reads:
+
+1. **Refresh gate** (free): ``GET /v1/system/freshness``. If ``latestReadyDate`` is the one
+   the watch already processed, nothing can have changed: the poll ends at 0 credits.
+2. **Change feed** (one credit per changed row): the watch's scope sorted by
+   ``updatedAt``, ascending, with ``updatedAfter`` = the watch's watermark, page by page.
+   ``updatedAt`` moves when an item is indexed or re-indexed (a late-indexed item too,
+   whatever its ``publishedAt``), stops or resumes, is pinned or unpinned; so the feed
+   returns exactly the new, stopped, resumed, pinned and unpinned rows, and a refresh with
+   nothing new in scope costs 0. If ``max_credits_per_poll`` cuts the feed, the next poll
+   resumes at the next page with the same watermark (ascending order keeps earlier pages
+   stable).
+   *Fallback* when the API rejects ``updatedAfter`` ([chosen] in the contract): the scope
+   sorted by ``updatedAt`` descending, probing 1 row first (so a quiet refresh costs 1
+   credit) and then pages that double in size (offsets 1, 2-3, 4-7, ... then 32 a page),
+   stopping at the first row at or below the watermark. At most about twice the changed
+   rows are read; if the real API also moves ``updatedAt`` on metric updates it reads
+   more, but misses nothing.
+3. **Follow-ups**: new items below a metric filter (``min_views``) are re-read one by one
+   (1 credit each) until they cross it or ``filter_window`` ends; and for ``rank_jump``
+   the tracked set (the ``track`` most-viewed active items, ``sortBy=views``) once per
+   refresh, ``track`` credits.
+
+The baseline (first run) reads one row (the scope's latest ``updatedAt`` becomes the
+watermark), plus the tracked set for ``rank_jump``; ``summary`` adds free counts (a page
+past the end returns the total for 0 credits); ``notify_all`` reads the scope newest
+change first, up to ``max_credits_per_poll``.
+
+Filters the route lacks (``min_views``, ``language``, ``status``, the exact handle) are
+applied client-side to what the feed returns, so an item excluded today still has its
+later changes seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from watcher.config import Watch
+from watcher.detect import FirstRun, Rules
+from watcher.models import ITEM_KINDS, EventKind, ItemStatus, ItemType
+from watcher.trendtrack import ListParams, QueryBody
+
+FEED_KINDS = ITEM_KINDS - {EventKind.RANK_JUMP, EventKind.BASELINE}
+MAX_LIMIT = 50
+DOUBLING_LIMITS = (1, 2, 4, 8, 16, 32)
+"""Fallback paging: after the 1-row probe, page 2 at these limits covers offsets 1..63."""
+
+_OURS = frozenset({"sortBy", "order", "page", "limit", "updatedAfter"})
+_FILTERED_CLIENT_SIDE = frozenset({"status", "minViews"})
+_TYPED_BODY_KEYS = {
+    "search": "search",
+    "keywordMode": "keyword_mode",
+    "searchArea": "search_area",
+    "type": "type",
+    "status": "status",
+    "pinned": "pinned",
+    "minViews": "min_views",
+    "maxViews": "max_views",
+    "minLikes": "min_likes",
+    "minEngagementRate": "min_engagement_rate",
+    "language": "language",
+    "publishedAfter": "published_after",
+    "publishedBefore": "published_before",
+}
+
+Params = ListParams | QueryBody
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """How to address a watch's items: base parameters and, for a shop, its id."""
+
+    params: Params
+    shop_id: str | None = None
+
+    def with_(self, **changes: object) -> Params:
+        return replace(self.params, **changes)  # type: ignore[arg-type]
+
+
+def _type(value: str) -> str | None:
+    return None if value == "all" else value
+
+
+def _body_from_query(query: Mapping[str, object], drop: frozenset[str]) -> QueryBody:
+    typed: dict[str, object] = {}
+    extra: dict[str, object] = {}
+    for key, value in query.items():
+        if key in _OURS or key in drop:
+            continue
+        if key in _TYPED_BODY_KEYS:
+            typed[_TYPED_BODY_KEYS[key]] = value
+        else:
+            extra[key] = value
+    return QueryBody(**typed, extra=extra)  # type: ignore[arg-type]
+
+
+def feed_scope(watch: Watch) -> Scope:
+    """The watch's scope for the change feed: no status or metric filter server-side,
+    so items crossing those boundaries keep showing their changes."""
+    target = watch.target
+    kind = _type(watch.type)
+    if target.kind == "shop":
+        return Scope(ListParams(type=kind), shop_id=target.value)  # type: ignore[arg-type]
+    if target.kind == "hashtag":
+        return Scope(ListParams(search=(target.value,), search_area="hashtag", type=kind))  # type: ignore[arg-type]
+    if target.kind == "handle":
+        return Scope(ListParams(search=(target.value,), search_area="profile", type=kind))  # type: ignore[arg-type]
+    if target.kind == "search":
+        return Scope(
+            QueryBody(
+                search=target.values,
+                search_area=target.search_area,  # type: ignore[arg-type]
+                keyword_mode=target.keyword_mode,  # type: ignore[arg-type]
+                type=kind,  # type: ignore[arg-type]
+            )
+        )
+    body = _body_from_query(target.query or {}, _FILTERED_CLIENT_SIDE)
+    if kind is not None and body.type is None:
+        body = replace(body, type=kind)  # type: ignore[arg-type]
+    return Scope(body)
+
+
+def tracked_scope(watch: Watch) -> Scope:
+    """The rank tracked set: the ``track`` most-viewed active items of the watch's scope
+    (a raw query keeps its own metric filters, which define its universe)."""
+    limit = min(watch.rank_jump.track, MAX_LIMIT)
+    changes: dict[str, object] = {
+        "sort_by": "views",
+        "order": "desc",
+        "status": "active",
+        "page": 1,
+        "limit": limit,
+    }
+    if watch.target.kind == "query":
+        body = _body_from_query(watch.target.query or {}, frozenset())
+        kind = _type(watch.type)
+        if kind is not None and body.type is None:
+            changes["type"] = kind
+        return Scope(replace(body, **changes))  # type: ignore[arg-type]
+    scope = feed_scope(watch)
+    return Scope(scope.with_(**changes), scope.shop_id)
+
+
+def rules_for(watch: Watch) -> Rules:
+    """The detection rules of a watch (client-side filters included)."""
+    min_views = watch.min_views
+    status = None if watch.status == "all" else ItemStatus(watch.status)
+    query = watch.target.query or {}
+    if watch.target.kind == "query":
+        raw_min = query.get("minViews")
+        if isinstance(raw_min, int) and not isinstance(raw_min, bool):
+            min_views = max(min_views or 0, raw_min)
+        raw_status = query.get("status")
+        if status is None and raw_status in {"active", "inactive"}:
+            status = ItemStatus(str(raw_status))
+    body_type = query.get("type") if watch.target.kind == "query" else None
+    item_type = watch.type if watch.type != "all" else body_type
+    return Rules(
+        watch=watch.name,
+        events=watch.events,
+        type=ItemType(str(item_type)) if item_type in {"ad", "organic"} else None,
+        status=status,
+        min_views=min_views,
+        language=watch.language,
+        handle=watch.target.value if watch.target.kind == "handle" else None,
+        filter_window=watch.filter_window,
+        min_climb=watch.rank_jump.min_climb,
+    )
+
+
+def needs_feed(watch: Watch) -> bool:
+    """Whether any event the watch wants comes from the change feed."""
+    return bool(watch.events & FEED_KINDS)
+
+
+def needs_tracked(watch: Watch) -> bool:
+    return EventKind.RANK_JUMP in watch.events
+
+
+def first_run_mode(watch: Watch) -> FirstRun:
+    return FirstRun(watch.on_first_run)
+
+
+def feed_limit(watch: Watch) -> int:
+    """Rows per feed page: fixed for a watch so a capped feed resumes page-aligned."""
+    return max(1, min(MAX_LIMIT, watch.max_credits_per_poll))
+
+
+def fallback_pages() -> Iterator[tuple[int, int]]:
+    """(page, limit) pairs reading a descending feed from offset 1 on, doubling in size.
+
+    Offset 0 is read first by a 1-row probe. Page ``p`` at limit ``L`` covers offsets
+    ``(p-1)L`` to ``pL-1``, so page 2 at limits 1, 2, 4, ... 32 covers 1..63, then pages
+    3, 4, ... at limit 32 continue from 64.
+    """
+    for limit in DOUBLING_LIMITS:
+        yield 2, limit
+    page = 3
+    while True:
+        yield page, DOUBLING_LIMITS[-1]
+        page += 1
+
+
+@dataclass(frozen=True, slots=True)
+class CreditEstimate:
+    """Credits a watch is expected to spend; ``note`` says what the figure assumes."""
+
+    per_day: float
+    per_month: float
+    note: str
+
+
+def estimate(
+    watch: Watch,
+    polls_per_day: float,
+    *,
+    changes_per_refresh: float | None = None,
+) -> CreditEstimate:
+    """Expected credits of a watch: changed rows once per refresh, plus the tracked set.
+
+    Polls between refreshes are free, so a watch polled every 15 minutes costs the same
+    as one polled hourly; one polled every 2 days reads 2 days of changes at once.
+    ``changes_per_refresh`` is the watch's own history when known, else a typical figure.
+    """
+    if not watch.enabled:
+        return CreditEstimate(0.0, 0.0, "disabled")
+    paid_per_day = min(1.0, polls_per_day)
+    parts: list[str] = []
+    per_day = 0.0
+    if needs_feed(watch):
+        changes = 5.0 if changes_per_refresh is None else changes_per_refresh
+        per_day += changes  # changed rows are paid once, whenever they are read
+        source = "history" if changes_per_refresh is not None else "typical"
+        parts.append(f"~{changes:g} changed rows/refresh ({source})")
+    if needs_tracked(watch):
+        track = min(watch.rank_jump.track, MAX_LIMIT)
+        per_day += track * paid_per_day
+        parts.append(f"rank set {track}/refresh")
+    return CreditEstimate(per_day, per_day * 30, "; ".join(parts) or "no reads")
+
+
+def month_forecast(spent: int, now: datetime, month_start: datetime, days_in_month: int) -> float:
+    """Linear forecast of this month's credits from what was spent so far."""
+    elapsed = max((now - month_start) / timedelta(days=1), 1.0)
+    return spent / elapsed * days_in_month

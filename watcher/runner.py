@@ -1,0 +1,249 @@
+"""Runs polls for a process (``watcher once`` and the daemon alike): the refresh gate,
+the budget guard, pauses on 401/402, and the ops events of the daemon's own health.
+
+Every ops event fires once per *episode* (opened on the first failure, closed on
+recovery), never once per poll; episodes live in the database so a restart doesn't
+repeat them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from watcher import plan
+from watcher.config import Settings, Watch
+from watcher.errors import ApiError, AuthError, InsufficientCredits
+from watcher.models import EventKind, OpsEvent, ops_event
+from watcher.poller import Capabilities, Freshness, Poller, PollOutcome
+from watcher.store import Routes, Store
+from watcher.trendtrack import TrendTrackClient
+
+logger = logging.getLogger("watcher.run")
+
+FRESHNESS_TTL = timedelta(seconds=30)
+API = "api"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """Why polling is paused: ``auth`` until the config changes, ``credits`` until refilled."""
+
+    reason: str
+    since: datetime
+
+
+def routes_for(settings: Settings, watch: Watch) -> Routes:
+    """Where each event kind of a watch goes: its ``notify`` list plus ``route`` extras."""
+    out: dict[EventKind, list[tuple[str, int]]] = {}
+    for kind in EventKind:
+        if kind.is_ops:
+            continue
+        names = list(watch.notify)
+        names += [n for n in settings.route.get(kind, ()) if n not in names]
+        out[kind] = [(n, len(settings.notifiers[n].urls)) for n in names if n in settings.notifiers]
+    return out
+
+
+def ops_routes(settings: Settings) -> Routes:
+    """Ops events go to ``ops_notify`` only (plus any ``route`` extras for that kind)."""
+    out: dict[EventKind, list[tuple[str, int]]] = {}
+    for kind in EventKind:
+        if not kind.is_ops:
+            continue
+        names = list(settings.ops_notify)
+        names += [n for n in settings.route.get(kind, ()) if n not in names]
+        out[kind] = [(n, len(settings.notifiers[n].urls)) for n in names if n in settings.notifiers]
+    return out
+
+
+class Runner:
+    """Polls watches with one shared client, store and view of the API's freshness."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        client: TrendTrackClient,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        capabilities: Capabilities | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.client = client
+        self.clock = clock
+        self.poller = Poller(client, store, capabilities)
+        self.pause: Pause | None = None
+        self._fresh: tuple[datetime, Freshness] | None = None
+        self._fresh_lock = asyncio.Lock()
+
+    # --- shared reads ----------------------------------------------------------------------
+
+    async def freshness(self) -> Freshness:
+        """The API's latest data version, read at most once per ``FRESHNESS_TTL`` (free)."""
+        async with self._fresh_lock:
+            now = self.clock()
+            if self._fresh is not None and now - self._fresh[0] < FRESHNESS_TTL:
+                return self._fresh[1]
+            reply = await self.client.freshness()
+            fresh = Freshness.of(reply.latest_ready_date, reply.generated_at, now)
+            self._fresh = (now, fresh)
+            return fresh
+
+    def forget_freshness(self) -> None:
+        self._fresh = None
+
+    # --- one poll --------------------------------------------------------------------------
+
+    async def poll(self, watch: Watch, *, dry_run: bool = False) -> PollOutcome:
+        """Poll one watch with every guard around it; never raises ApiError."""
+        if self.pause is not None:
+            return PollOutcome(watch.name, "paused")
+        if not dry_run and await self._shed(watch):
+            return PollOutcome(watch.name, "shed")
+        try:
+            fresh = await self.freshness()
+        except ApiError as exc:
+            outcome = PollOutcome(watch.name, "failed", error=exc)
+        else:
+            routes = routes_for(self.settings, watch)
+            outcome = await self.poller.poll(watch, fresh, routes, dry_run=dry_run)
+        if not dry_run:
+            await self._after(watch, outcome)
+        _log_poll(outcome)
+        return outcome
+
+    async def _after(self, watch: Watch, outcome: PollOutcome) -> None:
+        """Ops bookkeeping after a poll: failing/recovered, auth, credits."""
+        error = outcome.error
+        if isinstance(error, AuthError):
+            self.pause = Pause("auth", self.clock())
+            await self._open(EventKind.AUTH_REJECTED, API, reason=str(error))
+            return
+        if isinstance(error, InsufficientCredits):
+            self.pause = Pause("credits", self.clock())
+            await self._open(EventKind.CREDITS_EXHAUSTED, API, reason=str(error))
+            return
+        if outcome.outcome == "failed":
+            failures = await asyncio.to_thread(self.store.consecutive_failures, watch.name)
+            if failures >= self.settings.ops.failing_after:
+                await self._open(
+                    EventKind.WATCH_FAILING,
+                    watch.name,
+                    failures=failures,
+                    reason=str(error) if error else "unknown error",
+                )
+            return
+        if outcome.outcome in {"ok", "baseline", "capped", "skipped"}:
+            await self._close(EventKind.WATCH_FAILING, watch.name, EventKind.WATCH_RECOVERED)
+            await self._close(EventKind.AUTH_REJECTED, API)
+            await self._close(EventKind.CREDITS_EXHAUSTED, API)
+        await self._check_balance()
+
+    async def _check_balance(self) -> None:
+        balance = self.client.meter.balance
+        if balance is None:
+            return
+        low = self.settings.ops.credits_low_below
+        if balance < low:
+            await self._open(EventKind.CREDITS_LOW, API, balance=balance, threshold=low)
+        else:
+            await self._close(EventKind.CREDITS_LOW, API)
+
+    async def resume_if_possible(self, *, config_changed: bool = False) -> bool:
+        """Lift a pause: ``auth`` when the config changed, ``credits`` when the free
+        ``/v1/usage`` shows a positive balance again. True if polling may go on."""
+        if self.pause is None:
+            return True
+        if self.pause.reason == "auth" and config_changed:
+            self.pause = None
+        elif self.pause.reason == "credits":
+            try:
+                usage = await self.client.usage()
+            except ApiError as exc:
+                logger.info("still paused: cannot read the credit balance (%s)", exc)
+                return False
+            balance = usage.total_remaining if usage.total_remaining is not None else usage.balance
+            if balance is not None and balance > 0:
+                logger.info("credit balance is %d again: polling resumes", balance)
+                self.pause = None
+                await self._close(EventKind.CREDITS_EXHAUSTED, API)
+        return self.pause is None
+
+    # --- the budget guard ----------------------------------------------------------------
+
+    async def _shed(self, watch: Watch) -> bool:
+        """Skip low-priority polls while this month's forecast exceeds the budget."""
+        budget = self.settings.budget.monthly_credits
+        if budget is None or watch.priority != "low":
+            return False
+        now = self.clock().astimezone(self.settings.timezone)
+        start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        spent = await asyncio.to_thread(self.store.credits_spent, since=start.astimezone(UTC))
+        days = calendar.monthrange(now.year, now.month)[1]
+        forecast = plan.month_forecast(spent, now, start, days)
+        if forecast <= budget:
+            await self._close(EventKind.BUDGET_EXCEEDED, API)
+            return False
+        await self._open(
+            EventKind.BUDGET_EXCEEDED,
+            API,
+            forecast=round(forecast),
+            budget=budget,
+            spent=spent,
+        )
+        return True
+
+    # --- ops events ----------------------------------------------------------------------
+
+    async def _open(self, kind: EventKind, subject: str, **figures: object) -> None:
+        now = self.clock()
+        opened = await asyncio.to_thread(self.store.open_episode, kind, subject, now)
+        if opened:
+            await self.record_ops(ops_event(kind, subject, now, figures))
+
+    async def _close(
+        self, kind: EventKind, subject: str, announce: EventKind | None = None
+    ) -> None:
+        closed = await asyncio.to_thread(self.store.close_episode, kind, subject)
+        if closed and announce is not None:
+            await self.record_ops(ops_event(announce, subject, self.clock(), {}))
+
+    async def record_ops(self, event: OpsEvent) -> None:
+        """Record an ops event in the outbox, routed to ``ops_notify``."""
+        logger.warning("ops: %s %s %s", event.kind.value, event.watch, event.figures or "")
+        await asyncio.to_thread(self.store.record_event, event, ops_routes(self.settings))
+
+
+def _log_poll(outcome: PollOutcome) -> None:
+    level = logging.WARNING if outcome.outcome == "failed" else logging.INFO
+    if outcome.outcome in {"skipped", "paused"}:
+        level = logging.DEBUG
+    logger.log(
+        level,
+        "poll watch=%s outcome=%s items=%d events=%d credits=%d duration_ms=%d%s",
+        outcome.watch,
+        outcome.outcome,
+        outcome.items,
+        len(outcome.events),
+        outcome.credits,
+        outcome.duration_ms,
+        f" error={outcome.error}" if outcome.error else "",
+        extra={
+            "watch": outcome.watch,
+            "outcome": outcome.outcome,
+            "items": outcome.items,
+            "events": len(outcome.events),
+            "credits": outcome.credits,
+            "duration_ms": outcome.duration_ms,
+        },
+    )
