@@ -72,6 +72,30 @@ class Pinned(StrEnum):
     NO = "no"
 
 
+TYPED_BODY_KEYS = frozenset(
+    {
+        "search",
+        "keywordMode",
+        "searchArea",
+        "type",
+        "status",
+        "pinned",
+        "updatedAfter",
+        "sortBy",
+        "order",
+        "page",
+        "limit",
+        "minViews",
+        "maxViews",
+        "minLikes",
+        "minEngagementRate",
+        "language",
+        "publishedAfter",
+        "publishedBefore",
+    }
+)
+"""Body keys a typed ``QueryBody`` field owns, so they are validated and never in ``extra``."""
+
 _E = TypeVar("_E", bound=StrEnum)
 
 
@@ -214,7 +238,7 @@ class QueryBody(_Filters):
     language: str | None = None
     published_after: datetime | None = None
     published_before: datetime | None = None
-    extra: Mapping[str, object] = dataclasses.field(
+    extra: Mapping[str, object] = dataclasses.field(  # keys outside TYPED_BODY_KEYS
         default_factory=lambda: MappingProxyType({}), hash=False
     )
 
@@ -252,9 +276,11 @@ class QueryBody(_Filters):
         for key in extra:
             if not isinstance(key, str):
                 raise ParameterError(f"extra keys must be strings; got {key!r}")
-        clash = sorted(set(extra) & set(self._typed()))
+        clash = sorted(set(extra) & TYPED_BODY_KEYS)
         if clash:
-            raise ParameterError(f"extra repeats keys set by typed fields: {', '.join(clash)}")
+            raise ParameterError(
+                f"extra repeats keys that typed fields own (set those instead): {', '.join(clash)}"
+            )
         try:
             json.dumps(extra)
         except (TypeError, ValueError) as exc:
