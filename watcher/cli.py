@@ -5,6 +5,7 @@ Exit codes: 0 ok, 1 a problem the user must fix, 2 usage error (click's own).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from pathlib import Path
@@ -74,16 +75,27 @@ def run(ctx: click.Context) -> None:
 @click.pass_context
 def once(ctx: click.Context, watches: tuple[str, ...], dry_run: bool) -> None:
     """Poll the named (default: all) watches once, deliver their alerts, exit."""
-    _not_built("once")
+    from watcher import app
+
+    settings = app.settings_from(ctx.obj["config"])
+    chosen = app.select_watches(settings, watches)
+    store = app.open_store(settings)
+    try:
+        result = asyncio.run(app.poll_once(settings, store, chosen, dry_run=dry_run))
+        app.print_outcomes(result, sys.stdout)
+    finally:
+        store.close()
+    if result.failed:
+        sys.exit(1)
 
 
 @cli.command()
 @click.pass_context
 def check(ctx: click.Context) -> None:
     """Validate the config and its templates; show schedules and estimated credits."""
-    from watcher.check import format_check_report, rough_estimate  # noqa: PLC0415
-    from watcher.config import load_settings  # noqa: PLC0415
-    from watcher.errors import ConfigError  # noqa: PLC0415
+    from watcher.check import format_check_report, rough_estimate
+    from watcher.config import load_settings
+    from watcher.errors import ConfigError
 
     try:
         settings = load_settings(ctx.obj["config"], os.environ)

@@ -1,0 +1,91 @@
+"""Builds the real objects from the config (store, API client, runner) for the commands.
+
+The CLI parses arguments and calls in here; tests call the same functions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from watcher.config import Settings, Watch, load_settings
+from watcher.errors import ConfigError, ConfigProblem
+from watcher.poller import PollOutcome
+from watcher.runner import Runner
+from watcher.store import Store
+from watcher.trendtrack import TrendTrackClient
+
+
+def settings_from(path: Path, env: Mapping[str, str] | None = None) -> Settings:
+    return load_settings(path, dict(os.environ) if env is None else env)
+
+
+def open_store(settings: Settings) -> Store:
+    return Store(settings.state.database)
+
+
+def make_client(settings: Settings) -> TrendTrackClient:
+    """The one API client of a process; its rate limit is shared by every watch."""
+    key = settings.api.api_key.get_secret_value() if settings.api.api_key else ""
+    if not key:
+        where = str(settings.source or "watches.yaml")
+        raise ConfigError(
+            [ConfigProblem(where, None, "api.api_key is not set: set TRENDTRACK_API_KEY")]
+        )
+    return TrendTrackClient(
+        settings.api.base_url,
+        key,
+        max_requests_per_minute=settings.api.max_requests_per_minute,
+        max_concurrency=settings.api.max_concurrency,
+        timeout=settings.api.timeout_seconds,
+    )
+
+
+def select_watches(settings: Settings, names: Sequence[str]) -> list[Watch]:
+    """The named watches (all enabled ones when none named); an unknown name is an error."""
+    if not names:
+        return [w for w in settings.watches if w.enabled]
+    by_name = {w.name: w for w in settings.watches}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        where = str(settings.source or "watches.yaml")
+        raise ConfigError(
+            [ConfigProblem(where, None, f"no watch named {n!r}") for n in unknown]
+        )
+    return [by_name[n] for n in names]
+
+
+@dataclass(frozen=True, slots=True)
+class OnceResult:
+    outcomes: tuple[PollOutcome, ...]
+
+    @property
+    def failed(self) -> bool:
+        return any(o.outcome in {"failed", "paused"} for o in self.outcomes)
+
+
+async def poll_once(
+    settings: Settings, store: Store, watches: Sequence[Watch], *, dry_run: bool
+) -> OnceResult:
+    """Poll each watch once, concurrently under the client's limits."""
+    async with make_client(settings) as client:
+        runner = Runner(settings, store, client)
+        outcomes = await asyncio.gather(*(runner.poll(w, dry_run=dry_run) for w in watches))
+    return OnceResult(tuple(outcomes))
+
+
+def print_outcomes(result: OnceResult, out: TextIO) -> None:
+    for o in result.outcomes:
+        line = f"{o.watch}: {o.outcome}, {len(o.events)} events, {o.credits} credits"
+        if o.error is not None:
+            line += f" ({o.error})"
+        print(line, file=out)
+        for event in o.events:
+            item = event.item
+            ident = f" {item.tiktok_id} {item.link}" if item is not None else ""
+            figures = " ".join(f"{k}={v}" for k, v in event.figures.items() if v is not None)
+            print(f"  {event.kind.value}{ident} {figures}".rstrip(), file=out)
