@@ -195,3 +195,34 @@ def test_typed_body_keys_match_what_the_body_serializes() -> None:
         published_before=when,
     )
     assert set(body.to_json()) == TYPED_BODY_KEYS
+
+
+def test_list_params_from_wire_names() -> None:
+    """from_json takes camelCase keys, raw strings and ISO datetimes."""
+    params = ListParams.from_json(
+        {"search": "gummies", "searchArea": "hashtag", "updatedAfter": "2026-04-20T12:00:00Z"}
+    )
+    assert params.search_area is SearchArea.HASHTAG
+    assert params.updated_after == datetime(2026, 4, 20, 12, tzinfo=UTC)
+    with pytest.raises(ParameterError, match="unknown list parameter"):
+        ListParams.from_json({"minViews": 5})
+    with pytest.raises(ParameterError, match="updatedAfter must be ISO 8601"):
+        ListParams.from_json({"updatedAfter": "yesterday"})
+
+
+def test_query_body_from_a_raw_user_body() -> None:
+    """Known body keys become typed (validated) fields; the rest pass through as extra."""
+    body = QueryBody.from_json(
+        {"search": ["a"], "minViews": 10, "publishedAfter": "2026-01-01T00:00:00+00:00", "x": 1}
+    )
+    assert body.min_views == 10
+    assert body.published_after == datetime(2026, 1, 1, tzinfo=UTC)
+    assert dict(body.extra) == {"x": 1}
+    assert body.to_json() == {
+        "search": ["a"],
+        "minViews": 10,
+        "publishedAfter": "2026-01-01T00:00:00Z",
+        "x": 1,
+    }
+    with pytest.raises(ParameterError, match=r"limit must be 1\.\.50"):
+        QueryBody.from_json({"limit": 500})

@@ -72,29 +72,55 @@ class Pinned(StrEnum):
     NO = "no"
 
 
-TYPED_BODY_KEYS = frozenset(
+LIST_KEYS: Mapping[str, str] = MappingProxyType(
     {
-        "search",
-        "keywordMode",
-        "searchArea",
-        "type",
-        "status",
-        "pinned",
-        "updatedAfter",
-        "sortBy",
-        "order",
-        "page",
-        "limit",
-        "minViews",
-        "maxViews",
-        "minLikes",
-        "minEngagementRate",
-        "language",
-        "publishedAfter",
-        "publishedBefore",
+        "search": "search",
+        "keywordMode": "keyword_mode",
+        "searchArea": "search_area",
+        "type": "type",
+        "status": "status",
+        "pinned": "pinned",
+        "updatedAfter": "updated_after",
+        "sortBy": "sort_by",
+        "order": "order",
+        "page": "page",
+        "limit": "limit",
     }
 )
+"""Wire name -> field name of ``ListParams``."""
+
+BODY_KEYS: Mapping[str, str] = MappingProxyType(
+    {
+        **LIST_KEYS,
+        "minViews": "min_views",
+        "maxViews": "max_views",
+        "minLikes": "min_likes",
+        "minEngagementRate": "min_engagement_rate",
+        "language": "language",
+        "publishedAfter": "published_after",
+        "publishedBefore": "published_before",
+    }
+)
+"""Wire name -> field name of ``QueryBody``."""
+
+TYPED_BODY_KEYS = frozenset(BODY_KEYS)
 """Body keys a typed ``QueryBody`` field owns, so they are validated and never in ``extra``."""
+
+_DATETIME_KEYS = frozenset({"updatedAfter", "publishedAfter", "publishedBefore"})
+
+
+def _fields_from(raw: Mapping[str, object], keys: Mapping[str, str]) -> dict[str, object]:
+    """Field values from wire-named ``raw``; ISO 8601 strings become datetimes."""
+    fields: dict[str, object] = {}
+    for key, value in raw.items():
+        fields[keys[key]] = value
+        if key in _DATETIME_KEYS and isinstance(value, str):
+            try:
+                fields[keys[key]] = datetime.fromisoformat(value)
+            except ValueError as exc:
+                raise ParameterError(f"{key} must be ISO 8601; got {value!r}") from exc
+    return fields
+
 
 _E = TypeVar("_E", bound=StrEnum)
 
@@ -218,6 +244,17 @@ class ListParams(_Filters):
         pairs.extend((key, str(value)) for key, value in self._common().items())
         return pairs
 
+    @classmethod
+    def from_json(cls, raw: Mapping[str, object]) -> ListParams:
+        """Parameters from wire-named values (e.g. a config's ``searchArea: caption``).
+
+        Unknown keys are refused; strings are converted and validated like any field.
+        """
+        unknown = sorted(set(raw) - set(LIST_KEYS))
+        if unknown:
+            raise ParameterError(f"unknown list parameter(s): {', '.join(unknown)}")
+        return cls(**_fields_from(raw, LIST_KEYS))  # type: ignore[arg-type]  # checked at init
+
     def with_page(self, page: int, limit: int | None = None) -> ListParams:
         """A copy asking for another page (and optionally another limit)."""
         return dataclasses.replace(self, page=page, limit=self.limit if limit is None else limit)
@@ -313,6 +350,14 @@ class QueryBody(_Filters):
         body = self._typed()
         body.update(self.extra)
         return body
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, object]) -> QueryBody:
+        """A body from wire-named values (a user's raw body); unknown keys go to ``extra``."""
+        typed = {k: v for k, v in raw.items() if k in BODY_KEYS}
+        extra = {k: v for k, v in raw.items() if k not in BODY_KEYS}
+        fields = _fields_from(typed, BODY_KEYS)
+        return cls(**fields, extra=extra)  # type: ignore[arg-type]  # checked at init
 
     def with_page(self, page: int, limit: int | None = None) -> QueryBody:
         """A copy asking for another page (and optionally another limit)."""
