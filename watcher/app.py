@@ -14,7 +14,9 @@ from typing import TextIO
 
 from watcher.config import Settings, Watch, load_settings
 from watcher.errors import ConfigError, ConfigProblem
+from watcher.outbox import FlushReport, Outbox
 from watcher.poller import PollOutcome
+from watcher.render import TEXT, Renderer
 from watcher.runner import Runner
 from watcher.store import Store
 from watcher.trendtrack import TrendTrackClient
@@ -45,6 +47,10 @@ def make_client(settings: Settings) -> TrendTrackClient:
     )
 
 
+def renderer_for(settings: Settings) -> Renderer:
+    return Renderer(settings.templates_dir, digest_threshold=settings.delivery.digest_threshold)
+
+
 def select_watches(settings: Settings, names: Sequence[str]) -> list[Watch]:
     """The named watches (all enabled ones when none named); an unknown name is an error."""
     if not names:
@@ -53,15 +59,14 @@ def select_watches(settings: Settings, names: Sequence[str]) -> list[Watch]:
     unknown = [n for n in names if n not in by_name]
     if unknown:
         where = str(settings.source or "watches.yaml")
-        raise ConfigError(
-            [ConfigProblem(where, None, f"no watch named {n!r}") for n in unknown]
-        )
+        raise ConfigError([ConfigProblem(where, None, f"no watch named {n!r}") for n in unknown])
     return [by_name[n] for n in names]
 
 
 @dataclass(frozen=True, slots=True)
 class OnceResult:
     outcomes: tuple[PollOutcome, ...]
+    delivery: FlushReport | None = None
 
     @property
     def failed(self) -> bool:
@@ -75,17 +80,28 @@ async def poll_once(
     async with make_client(settings) as client:
         runner = Runner(settings, store, client)
         outcomes = await asyncio.gather(*(runner.poll(w, dry_run=dry_run) for w in watches))
-    return OnceResult(tuple(outcomes))
+    if dry_run:
+        return OnceResult(tuple(outcomes))
+    report = await Outbox(settings, store).flush()
+    return OnceResult(tuple(outcomes), report)
 
 
-def print_outcomes(result: OnceResult, out: TextIO) -> None:
+def print_outcomes(result: OnceResult, out: TextIO, renderer: Renderer | None = None) -> None:
+    """One line per watch; with a renderer (``--dry-run``), each alert as it would read."""
     for o in result.outcomes:
         line = f"{o.watch}: {o.outcome}, {len(o.events)} events, {o.credits} credits"
         if o.error is not None:
             line += f" ({o.error})"
         print(line, file=out)
-        for event in o.events:
-            item = event.item
-            ident = f" {item.tiktok_id} {item.link}" if item is not None else ""
-            figures = " ".join(f"{k}={v}" for k, v in event.figures.items() if v is not None)
-            print(f"  {event.kind.value}{ident} {figures}".rstrip(), file=out)
+        if renderer is not None and o.events:
+            events = list(o.events)
+            messages = (
+                [renderer.render_event(events[0], TEXT)]
+                if len(events) == 1
+                else renderer.render_digest(o.watch, events, TEXT)
+            )
+            for message in messages:
+                print(f"\n{message.title}\n{message.body}\n", file=out)
+    if result.delivery is not None:
+        d = result.delivery
+        print(f"delivered {d.sent}, failed {d.failed}, dead {d.dead}", file=out)

@@ -82,7 +82,8 @@ def once(ctx: click.Context, watches: tuple[str, ...], dry_run: bool) -> None:
     store = app.open_store(settings)
     try:
         result = asyncio.run(app.poll_once(settings, store, chosen, dry_run=dry_run))
-        app.print_outcomes(result, sys.stdout)
+        renderer = app.renderer_for(settings) if dry_run else None
+        app.print_outcomes(result, sys.stdout, renderer)
     finally:
         store.close()
     if result.failed:
