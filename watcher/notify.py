@@ -1,0 +1,213 @@
+"""Delivery of rendered messages through apprise; the only apprise user.
+
+One ``apprise.Apprise`` per URL, so every URL gets its own result. Results and logs name
+a URL by its position and scheme only: notifier URLs carry tokens and passwords. apprise's
+own logger (and urllib3's, which logs request paths) is kept at WARNING, and every record
+they emit passes through ``redact``.
+
+What we hand apprise per channel (see ``render.py`` for what our escaping already did):
+
+- Slack: ``markdown``; apprise converts CommonMark to mrkdwn and entity-escapes ``&<>``.
+- Telegram: ``html``; apprise reduces it to Telegram's tags (parse_mode HTML). apprise
+  inserts the title into the HTML body unescaped, so we escape the title here, once.
+- email: ``html``; apprise sends multipart/alternative with a plain part made from it.
+- everything else: the message's own format.
+
+``console://`` is ours: it prints the message to stdout (``watcher demo``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import re
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import apprise
+
+with warnings.catch_warnings():
+    # apprise's PGP helper imports the stdlib ``imghdr`` (deprecated since 3.11, shimmed
+    # by apprise for 3.13); import it once here, quietly, instead of on the first send.
+    warnings.filterwarnings("ignore", "'imghdr' is deprecated", DeprecationWarning)
+    import apprise.utils.pgp
+
+from watcher.render import Message
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 30.0
+CONSOLE_SCHEME = "console"
+_MAX_ERROR = 200
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """How one message fared at one URL; ``error`` never holds the URL or a secret."""
+
+    ok: bool
+    error: str | None
+    duration: float
+
+
+@dataclass(frozen=True, slots=True)
+class UrlResult:
+    """How a notifier's URL at ``index`` fared with all its messages.
+
+    ``sent`` messages were accepted before the first failure (``error``); sending stops
+    at the first failure so a retry can resume in order.
+    """
+
+    index: int
+    scheme: str
+    ok: bool
+    error: str | None
+    sent: int
+    total: int
+    duration: float
+
+
+# --- keeping secrets out of logs -----------------------------------------------------
+
+_secrets: set[str] = set()
+
+
+def scheme_of(url: str) -> str:
+    """The URL's scheme, lower case ('?' if it has none): the only part we ever show."""
+    return url.split("://", 1)[0].strip().lower() if "://" in url else "?"
+
+
+def _remember_secrets(url: str) -> None:
+    """Note every part of ``url`` that may be a credential, for ``redact``."""
+    try:
+        parts = urlsplit(url)
+        candidates = [parts.username, parts.password, parts.hostname]
+        candidates += unquote(parts.path).split("/")
+        candidates += [value for _, value in parse_qsl(parts.query)]
+    except ValueError:
+        return
+    _secrets.update(c for c in candidates if c and len(c) >= 4)
+
+
+def redact(text: str) -> str:
+    """``text`` without any URL and without any credential seen in a notifier URL."""
+    text = _URL.sub(lambda m: m.group(0).split("://", 1)[0] + "://***", text)
+    for secret in sorted(_secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+class _RedactingFilter(logging.Filter):
+    """Rewrites apprise's log records so no URL or credential reaches a handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage())
+        record.args = None
+        return True
+
+
+def _quiet_apprise() -> None:
+    # urllib3 (under requests, under apprise) logs request paths, tokens included, at DEBUG.
+    for name in ("apprise", "urllib3"):
+        library_log = logging.getLogger(name)
+        library_log.setLevel(logging.WARNING)
+        if not any(isinstance(f, _RedactingFilter) for f in library_log.filters):
+            library_log.addFilter(_RedactingFilter())
+
+
+_quiet_apprise()
+
+
+# --- sending -------------------------------------------------------------------------
+
+
+def _reason(result: object) -> str:
+    """A short, redacted reason from an apprise result's captured warnings."""
+    status = getattr(result, "status", None)
+    if status is not None and getattr(status, "name", "") == "TIMEOUT":
+        return "timed out"
+    messages = [
+        entry.message
+        for entry in getattr(result, "logs", list)()
+        if entry.level in ("WARNING", "ERROR", "CRITICAL")
+    ]
+    reason = redact(messages[-1]) if messages else "the service did not accept the message"
+    return reason[:_MAX_ERROR]
+
+
+def _apprise_arguments(url: str, message: Message) -> dict[str, str]:
+    title = message.title
+    if scheme_of(url) == "tgram" and message.format == "html":
+        title = html.escape(title, quote=False)
+    return {"title": title, "body": message.body, "body_format": message.format}
+
+
+async def send(
+    url: str,
+    message: Message,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109  # apprise's own per-call deadline
+) -> SendResult:
+    """Send ``message`` to one notifier URL; never raises for a delivery problem."""
+    started = time.monotonic()
+    if scheme_of(url) == CONSOLE_SCHEME:
+        sys.stdout.write(f"{message.title}\n{message.body}\n\n")
+        sys.stdout.flush()
+        return SendResult(True, None, time.monotonic() - started)
+    _remember_secrets(url)
+    asset = apprise.AppriseAsset(storage_mode="memory")
+    apobj = apprise.Apprise(asset=asset)
+    if not apobj.add(url):
+        error = f"not a valid {scheme_of(url)}:// notifier URL"
+        return SendResult(False, error, time.monotonic() - started)
+    try:
+        result = await apobj.async_notify(**_apprise_arguments(url, message), timeout=timeout)
+    except Exception as exc:  # noqa: BLE001  # a plugin bug must not take the caller down
+        error = redact(f"{type(exc).__name__}: {exc}")[:_MAX_ERROR]
+        return SendResult(False, error, time.monotonic() - started)
+    duration = time.monotonic() - started
+    if result:
+        return SendResult(True, None, duration)
+    return SendResult(False, _reason(result), duration)
+
+
+async def send_all(
+    url: str,
+    messages: Sequence[Message],
+    *,
+    timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109  # passed on to send()
+) -> tuple[int, SendResult]:
+    """Send ``messages`` in order to one URL, stopping at the first failure."""
+    started = time.monotonic()
+    for sent, message in enumerate(messages):
+        result = await send(url, message, timeout=timeout)
+        if not result.ok:
+            error = result.error if len(messages) == 1 else f"part {sent + 1}: {result.error}"
+            return sent, SendResult(False, error, time.monotonic() - started)
+    return len(messages), SendResult(True, None, time.monotonic() - started)
+
+
+async def send_to_notifier(
+    urls: Sequence[str],
+    message_for_url: Callable[[str], Sequence[Message]],
+    *,
+    timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109  # passed on to send()
+) -> list[UrlResult]:
+    """Send each URL its messages, concurrently; one result per URL, by position."""
+
+    async def one(index: int, url: str) -> UrlResult:
+        messages = list(message_for_url(url))
+        sent, result = await send_all(url, messages, timeout=timeout)
+        outcome = "ok" if result.ok else f"failed ({result.error})"
+        log.info("notifier url %d (%s): %s", index, scheme_of(url), outcome)
+        return UrlResult(
+            index, scheme_of(url), result.ok, result.error, sent, len(messages), result.duration
+        )
+
+    return list(await asyncio.gather(*(one(i, url) for i, url in enumerate(urls))))

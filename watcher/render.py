@@ -1,0 +1,550 @@
+"""Events -> alert messages, per channel; the only Jinja user.
+
+Templates live in ``watcher/templates`` (``<name>.title.j2`` and ``<name>.body.j2`` for
+every event kind, plus ``digest``, ``summary`` and ``test``); a user folder overrides any
+of them by file name. Rendering is pure: data in, ``Message`` values out.
+
+Hostile text (everything TikTok serves, and the user's own names) is escaped once, by
+the environment's ``finalize`` hook, for every ``{{ ... }}`` a template prints: cleaned
+(bad surrogates, control, zero-width and bidi-override characters removed), mentions
+neutralised (``@channel`` -> ``@<ZWSP>channel``) and escaped for the channel's format.
+Values the helpers ``bold()`` and ``link()`` build are ``Markup`` and pass untouched, so
+nothing is escaped twice. Captions are truncated before escaping, so no cut ever lands
+inside an entity or an escape sequence; digests split between entries, never inside one.
+
+Formats, and why (see ``notify.py`` for what apprise then does with each):
+
+- ``markdown`` (Slack, Discord): CommonMark with backslash escapes. apprise turns it into
+  Slack mrkdwn (``\\<`` -> ``&lt;``, ``&`` -> ``&amp;``), so ``<!channel>`` or
+  ``<http://x|y>`` in a caption arrives as inert text.
+- ``html`` (Telegram, email): HTML-escaped. apprise reduces it to Telegram's tag subset
+  (re-escaping the text it parsed, so once in, once out) or mails it with a plain part.
+- ``text`` (json, console, anything else): cleaned and mentions neutralised only.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Literal
+from urllib.parse import quote, urlsplit
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from markupsafe import Markup
+
+from watcher.errors import TemplateError
+from watcher.models import Event, EventKind, Item, ItemStatus, ItemType
+
+Format = Literal["text", "markdown", "html"]
+FORMATS: tuple[Format, ...] = ("text", "markdown", "html")
+PACKAGE_TEMPLATES = Path(__file__).parent / "templates"
+DEFAULT_MAX_CHARS = 200_000
+DEFAULT_DIGEST_THRESHOLD = 10
+SUMMARY_TOP = 5
+# Names of templates that are not event kinds; ``baseline`` events use ``summary``.
+EXTRA_TEMPLATES = ("digest", "summary", "test")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message as a channel receives it: plain-text title, body in ``format``."""
+
+    title: str
+    body: str
+    format: Format
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """How a kind of notifier wants its messages: format and size budget.
+
+    ``max_chars`` bounds title + body of one message (below the service's hard limit,
+    leaving room for what apprise adds); ``caption_chars`` is the caption budget.
+    """
+
+    name: str
+    format: Format
+    max_chars: int
+    caption_chars: int
+
+
+TEXT = Channel("text", "text", 8_000, 500)
+SLACK = Channel("slack", "markdown", 3_500, 400)
+TELEGRAM = Channel("telegram", "html", 3_800, 300)
+EMAIL = Channel("email", "html", 60_000, 1_000)
+DISCORD = Channel("discord", "markdown", 1_900, 150)
+
+_CHANNEL_BY_SCHEME = {
+    "slack": SLACK,
+    "slacks": SLACK,
+    "tgram": TELEGRAM,
+    "mailto": EMAIL,
+    "mailtos": EMAIL,
+    "email": EMAIL,
+    "discord": DISCORD,
+}
+
+
+def channel_for_url(url: str) -> Channel:
+    """The channel profile for a notifier URL, by its scheme (unknown schemes: text)."""
+    scheme = url.split("://", 1)[0].strip().lower() if "://" in url else ""
+    return _CHANNEL_BY_SCHEME.get(scheme, TEXT)
+
+
+# --- hostile text -----------------------------------------------------------------
+
+_MENTION = re.compile(r"@(?=(?:channel|here|everyone)\b)", re.IGNORECASE)
+_SPACE = re.compile(r"\s+")
+_MD_SPECIAL = re.compile(r"([\\`*_~\[\]()<>!#])")
+_KEEP_FORMAT_CHARS = {"\u200d"}  # zero-width joiner glues emoji sequences
+_ZWSP = "\u200b"
+
+
+def clean(text: str) -> str:
+    """One line of displayable text: no bad surrogates, control or invisible characters."""
+    text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    kept = []
+    for ch in text:
+        category = unicodedata.category(ch)
+        if category in ("Cc", "Zl", "Zp"):
+            kept.append(" ")
+        elif category in ("Cf", "Co", "Cs", "Cn") and ch not in _KEEP_FORMAT_CHARS:
+            continue
+        else:
+            kept.append(ch)
+    return _SPACE.sub(" ", "".join(kept)).strip()
+
+
+def neutralise_mentions(text: str) -> str:
+    """Break ``@channel``/``@here``/``@everyone`` so no chat service pings on them."""
+    return _MENTION.sub("@" + _ZWSP, text)
+
+
+def escape_for(fmt: Format, text: str) -> str:
+    """Clean, de-mention and escape hostile ``text`` for ``fmt`` (exactly once)."""
+    text = neutralise_mentions(clean(text))
+    if fmt == "html":
+        return html.escape(text, quote=True)
+    if fmt == "markdown":
+        return _MD_SPECIAL.sub(r"\\\1", text)
+    return text
+
+
+def truncate(text: str, limit: int) -> str:
+    """Cut cleaned ``text`` to ``limit`` characters at a word if one is near, add an ellipsis."""
+    text = clean(text)
+    if len(text) <= limit:
+        return text
+    if limit <= 1:
+        return "…"[:limit]
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space > limit * 0.7:
+        cut = cut[:space]
+    while cut and (unicodedata.category(cut[-1]) in ("Mn", "Me") or cut[-1] == "\u200d"):
+        cut = cut[:-1]
+    return cut.rstrip() + "…"
+
+
+def safe_url(url: str) -> str:
+    """``url`` with every character that could end a link or an attribute percent-encoded."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return ""
+    return quote(url, safe=":/@.-_~%?=&+,;")
+
+
+# --- humane figures ---------------------------------------------------------------
+
+
+def human_number(value: object) -> str:
+    """1234 -> '1.2K', 1_250_000 -> '1.2M'; unknown -> '?'."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return "?"
+    n = float(value)
+    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(n) >= size:
+            # floor, not round: 999_999 must not read as "1000.0K"
+            shown = int(n / size * 10) / 10
+            return f"{shown:.1f}".removesuffix(".0") + suffix
+    return f"{int(n)}" if n == int(n) else f"{n:.1f}"
+
+
+def human_date(value: object) -> str:
+    """A datetime as '12 Mar 2025 14:05 UTC'; unknown -> '?'."""
+    if not isinstance(value, datetime):
+        return "?"
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    value = value.astimezone(UTC)
+    return f"{value.day} {value:%b %Y %H:%M} UTC"
+
+
+def item_stats(item: Item | None) -> str:
+    """The item's figures on one line: views, likes, days running, shop."""
+    if item is None:
+        return ""
+    parts = []
+    if item.views is not None:
+        parts.append(f"{human_number(item.views)} views")
+    if item.likes is not None:
+        parts.append(f"{human_number(item.likes)} likes")
+    if item.days_running is not None:
+        parts.append(f"running {item.days_running} days")
+    if item.rank is not None:
+        parts.append(f"rank {item.rank}")
+    shop = item.shop_name or item.shop_domain
+    if shop:
+        parts.append(f"shop {shop}")
+    return " · ".join(parts)
+
+
+def _handle(item: Item | None) -> str:
+    if item is None or not item.handle:
+        return "@?"
+    return "@" + item.handle.lstrip("@")
+
+
+# --- the Jinja environments -------------------------------------------------------
+
+
+def _environment(loader: jinja2.BaseLoader, fmt: Format) -> ImmutableSandboxedEnvironment:
+    def finalize(value: object) -> object:
+        if isinstance(value, Markup):
+            return value
+        return Markup(escape_for(fmt, str(value)))  # noqa: S704  # escaped just above
+
+    def bold(text: object) -> Markup:
+        inner = finalize(text)
+        if fmt == "html":
+            return Markup(f"<b>{inner}</b>")  # noqa: S704  # inner is escaped
+        if fmt == "markdown":
+            return Markup(f"**{inner}**")  # noqa: S704  # inner is escaped
+        return Markup(inner)  # noqa: S704  # inner is escaped
+
+    def link(url: object) -> Markup:
+        target = safe_url(str(url)) if url else ""
+        if not target:
+            return Markup("(no link)")
+        if fmt == "html":
+            attr = html.escape(target, quote=True)
+            return Markup(f'<a href="{attr}">{attr}</a>')  # noqa: S704  # attr is escaped
+        if fmt == "markdown":
+            return Markup(f"<{target}>")  # noqa: S704  # safe_url leaves no "<", ">" or space
+        return Markup(target)  # noqa: S704  # text format has no markup
+
+    @jinja2.pass_context
+    def caption(context: jinja2.runtime.Context, item: Item | None) -> str:
+        text = (item.caption if item else None) or ""
+        limit = context.get("caption_limit", 300)
+        return truncate(text, limit) if text and limit > 0 else "(no caption)"
+
+    env = ImmutableSandboxedEnvironment(
+        loader=loader,
+        undefined=jinja2.StrictUndefined,
+        autoescape=True,
+        finalize=finalize,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals.update(bold=bold, link=link, fmt=fmt)
+    env.filters.update(
+        num=human_number, date=human_date, stats=item_stats, handle=_handle, caption=caption
+    )
+    return env
+
+
+def _template_location(tb: TracebackType | None) -> str:
+    """'file.j2:LINE' of the innermost template frame in a Jinja traceback, if any."""
+    where = ""
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith(".j2"):
+            where = f"{Path(filename).name}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return where
+
+
+class Renderer:
+    """Renders events into ``Message``s for a channel; built once per config."""
+
+    def __init__(
+        self,
+        templates_dir: Path | None = None,
+        *,
+        max_chars: int = DEFAULT_MAX_CHARS,
+        digest_threshold: int = DEFAULT_DIGEST_THRESHOLD,
+    ) -> None:
+        loaders: list[jinja2.BaseLoader] = [jinja2.FileSystemLoader(PACKAGE_TEMPLATES)]
+        if templates_dir is not None:
+            loaders.insert(0, jinja2.FileSystemLoader(templates_dir))
+        loader = jinja2.ChoiceLoader(loaders)
+        self._envs = {fmt: _environment(loader, fmt) for fmt in FORMATS}
+        self.max_chars = max_chars
+        self.digest_threshold = digest_threshold
+
+    # --- public API -----------------------------------------------------------
+
+    def render_event(self, event: Event, channel: Channel) -> Message:
+        """One event (item, ops or baseline) as one message."""
+        name = _template_name(event.kind)
+        ctx = self._context(event.watch, channel, event=event, in_digest=False)
+        return self._message(name, channel, ctx)
+
+    def render_test(self, channel: Channel, notifier: str = "notifier") -> Message:
+        """The ``test-notify`` message, with a sample item so formatting can be checked."""
+        event = sample_event(EventKind.NEW_AD)
+        ctx = self._context(event.watch, channel, event=event, notifier=notifier)
+        return self._message("test", channel, ctx)
+
+    def render_digest(self, watch: str, events: Sequence[Event], channel: Channel) -> list[Message]:
+        """Events of one watch from one poll, as few messages as the channel allows.
+
+        One event: its own alert. Up to ``digest_threshold``: a digest of full entries.
+        Above: a summary (counts by kind, the top entries in full, then one line for
+        every other event). Split between entries, never dropping one.
+        """
+        if not events:
+            return []
+        if len(events) == 1:
+            return [self.render_event(events[0], channel)]
+        counts = Counter(str(e.kind) for e in events)
+        if len(events) <= self.digest_threshold:
+            entries = [self._entry(e, channel) for e in events]
+            return self._pack("digest", watch, channel, entries, counts=counts)
+        ranked = sorted(events, key=_significance, reverse=True)
+        top = ranked[:SUMMARY_TOP]
+        rest = [e for e in events if e not in top]
+        entries = [self._entry(e, channel) for e in top]
+        entries += [self._entry(e, channel, compact=True) for e in rest]
+        return self._pack(
+            "summary", watch, channel, entries, counts=counts, top=len(top), reason="digest"
+        )
+
+    def validate(self, kinds: Iterable[EventKind | str] | None = None) -> list[str]:
+        """Render every template ``kinds`` need (default: all) in every format; the errors."""
+        wanted = list(EventKind) if kinds is None else [EventKind(k) for k in kinds]
+        problems: list[str] = []
+        for channel in (TEXT, SLACK, TELEGRAM):
+            try:
+                for kind in wanted:
+                    self.render_event(sample_event(kind), channel)
+                items = [k for k in wanted if not k.is_ops]
+                if items:
+                    sample = [sample_event(k) for k in items]
+                    self.render_digest("sample-watch", sample * 2, channel)
+                    saved, self.digest_threshold = self.digest_threshold, 1
+                    try:
+                        self.render_digest("sample-watch", sample * 2, channel)
+                    finally:
+                        self.digest_threshold = saved
+                self.render_test(channel)
+            except TemplateError as exc:
+                if str(exc) not in problems:
+                    problems.append(str(exc))
+        return problems
+
+    # --- internals ------------------------------------------------------------
+
+    def _context(self, watch: str, channel: Channel, **extra: object) -> dict[str, object]:
+        event = extra.get("event")
+        ctx: dict[str, object] = {
+            "watch": watch,
+            "channel": channel.name,
+            "caption_limit": channel.caption_chars,
+            "in_digest": True,
+            "entries": [],
+            "counts": [],
+            "total": 0,
+            "top": 0,
+            "part": 1,
+            "parts": 1,
+            "notifier": "notifier",
+        }
+        if isinstance(event, Event):
+            ctx.update(
+                kind=str(event.kind),
+                item=event.item,
+                figures=event.figures,
+                detected_at=event.detected_at,
+                reason="baseline",
+            )
+        ctx.update(extra)
+        return ctx
+
+    def _render(self, name: str, fmt: Format, ctx: dict[str, object]) -> str:
+        try:
+            template = self._envs[fmt].get_template(name)
+            out = template.render(ctx)
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(f"{exc.name or name}:{exc.lineno}: {exc.message}") from exc
+        except jinja2.TemplateNotFound as exc:
+            raise TemplateError(f"template {exc.name} not found") from exc
+        except jinja2.TemplateError as exc:
+            where = _template_location(exc.__traceback__) or name
+            raise TemplateError(f"{where}: {exc}") from exc
+        if len(out) > self.max_chars:
+            raise TemplateError(f"{name}: output exceeds {self.max_chars} characters")
+        return re.sub(r"\n{3,}", "\n\n", out.strip())
+
+    def _message(self, name: str, channel: Channel, ctx: dict[str, object]) -> Message:
+        title = self._render(f"{name}.title.j2", "text", ctx)
+        body = self._render(f"{name}.body.j2", channel.format, ctx)
+        if channel.format == "html":
+            # Values printed by templates never hold a newline (clean() folds them), so
+            # every newline here is template layout.
+            body = body.replace("\n", "<br>\n")
+        return Message(" ".join(title.split()), body, channel.format)
+
+    def _entry(self, event: Event, channel: Channel, *, compact: bool = False) -> Markup:
+        """One event as a digest entry, re-rendered with shorter captions if too long."""
+        name = "compact" if compact else _template_name(event.kind)
+        budget = channel.max_chars // 2
+        for limit in (channel.caption_chars, channel.caption_chars // 4, 0):
+            ctx = self._context(event.watch, channel, event=event, caption_limit=limit)
+            body = self._render(f"{name}.body.j2", channel.format, ctx)
+            if len(body) <= budget:
+                break
+        return Markup(body)  # noqa: S704  # rendered by our escaping environment
+
+    def _pack(
+        self,
+        name: str,
+        watch: str,
+        channel: Channel,
+        entries: list[Markup],
+        **extra: object,
+    ) -> list[Message]:
+        """Greedy packing of entries into numbered messages within the channel budget."""
+        counts = extra.get("counts")
+        total = sum(counts.values()) if isinstance(counts, Counter) else len(entries)
+
+        def render(part: list[Markup], index: int, parts: int) -> Message:
+            ctx = self._context(
+                watch, channel, entries=part, part=index, parts=parts, total=total, **extra
+            )
+            if isinstance(counts, Counter):
+                ctx["counts"] = sorted(counts.items())
+            return self._message(name, channel, ctx)
+
+        def size(message: Message) -> int:
+            return len(message.title) + len(message.body) + 2
+
+        # Overhead measured with the widest part label the split can plausibly need.
+        overhead = size(render([], len(entries), len(entries)))
+        separator = 8 if channel.format == "html" else 2
+        groups: list[list[Markup]] = [[]]
+        used = overhead
+        for entry in entries:
+            cost = len(entry) + separator
+            if groups[-1] and used + cost > channel.max_chars:
+                groups.append([])
+                used = overhead
+            groups[-1].append(entry)
+            used += cost
+        # The estimate is checked: a part still too long (odd user template) is halved.
+        final: list[list[Markup]] = []
+        while groups:
+            group = groups.pop(0)
+            if len(group) > 1 and size(render(group, 1, len(groups) + 2)) > channel.max_chars:
+                half = len(group) // 2
+                groups[:0] = [group[:half], group[half:]]
+                continue
+            final.append(group)
+        return [render(group, i, len(final)) for i, group in enumerate(final, 1)]
+
+
+def _template_name(kind: EventKind | str) -> str:
+    value = str(kind)
+    return "summary" if value == "baseline" else value
+
+
+def _significance(event: Event) -> tuple[int, int]:
+    climb = 0
+    before, after = event.figures.get("rank_before"), event.figures.get("rank_after")
+    if isinstance(before, int) and isinstance(after, int):
+        climb = before - after
+    views = event.item.views if event.item and event.item.views is not None else -1
+    return climb, views
+
+
+# --- realistic samples (``watcher render``, ``watcher check``, tests) --------------
+
+_SAMPLE_AT = datetime(2025, 3, 12, 14, 5, tzinfo=UTC)
+_SAMPLE_FIGURES: dict[str, dict[str, object]] = {
+    "new_ad": {"views": 1_234_567},
+    "new_video": {"views": 48_210},
+    "rank_jump": {"rank_before": 48, "rank_after": 7, "views": 2_310_000},
+    "ad_stopped": {"days_running": 23},
+    "ad_resumed": {"days_running": 30},
+    "baseline": {"items": 137, "active_ads": 41, "pinned": 3},
+    "watch_failing": {"failures": 3, "error": "TrendTrack API unavailable (HTTP 503)"},
+    "watch_recovered": {"failures": 3},
+    "credits_low": {"balance": 812, "threshold": 1000},
+    "credits_exhausted": {"balance": 0},
+    "budget_exceeded": {"forecast": 12_400, "budget": 10_000},
+    "auth_rejected": {"error": "API key revoked (HTTP 401)"},
+    "config_rejected": {"error": "watches.yaml:14: unknown event kind 'new_adz'"},
+    "delivery_failed": {
+        "notifier": "marketing",
+        "index": 0,
+        "attempts": 5,
+        "error": "HTTP 500",
+    },
+}
+
+
+def sample_item(n: int = 0) -> Item:
+    """A realistic ad; ``n`` varies its ids and figures."""
+    return Item(
+        id=f"itm_{n:04d}",
+        tiktok_id=str(7078586231734521093 + n),
+        type=ItemType.AD,
+        status=ItemStatus.ACTIVE,
+        pinned=False,
+        published_at=_SAMPLE_AT - timedelta(days=14),
+        indexed_at=_SAMPLE_AT - timedelta(hours=6),
+        rank=7,
+        views=1_234_567 + 1_000 * n,
+        likes=45_321,
+        comments=812,
+        shares=1_204,
+        days_running=14,
+        handle="rivalbrand",
+        profile_name="Rival Brand",
+        followers=389_000,
+        caption="Our creatine gummies just dropped 🍬💪 30 servings, zero sugar. #creatine #gym",
+        hashtags=("creatine", "gym"),
+        shop_id="3f8aa146-6f96-46e8-9781-64db5166f9a8",
+        shop_domain="rivalbrand.com",
+        shop_name="Rival Brand Store",
+    )
+
+
+def sample_event(kind: EventKind | str, *, item: Item | None = None, n: int = 0) -> Event:
+    """A realistic event of ``kind`` for watch ``acme-shop``."""
+    kind = EventKind(kind)
+    figures = dict(_SAMPLE_FIGURES.get(str(kind), {}))
+    if kind.is_ops or str(kind) == "baseline":
+        subject = None
+    else:
+        subject = item or sample_item(n)
+        if kind == EventKind.NEW_VIDEO:
+            subject = replace(subject, type=ItemType.ORGANIC, days_running=None)
+        elif kind == EventKind.AD_STOPPED:
+            subject = replace(subject, status=ItemStatus.INACTIVE, days_running=23)
+        elif kind == EventKind.PINNED:
+            subject = replace(subject, pinned=True)
+        elif kind == EventKind.RANK_JUMP:
+            subject = replace(subject, rank=7)
+    watch = "ops" if kind.is_ops else "acme-shop"
+    tiktok_id = subject.tiktok_id if subject else "-"
+    return Event(f"{watch}:{kind}:{tiktok_id}", kind, watch, _SAMPLE_AT, subject, figures)
