@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import hashlib
-import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal, TypeVar
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import SecretStr, ValidationError
@@ -38,6 +35,23 @@ from watcher.config_schema import (
     WatchType,
     http_url,
     known_keys,
+)
+from watcher.config_types import (
+    DEFAULT_EVENTS,
+    DEFAULT_EVERY,
+    DEFAULT_RANK_JUMP,
+    ApiSettings,
+    BudgetSettings,
+    DeliverySettings,
+    HealthSettings,
+    Notifier,
+    OpsSettings,
+    RankJump,
+    Settings,
+    StateSettings,
+    Target,
+    TargetKind,
+    Watch,
 )
 from watcher.config_yaml import KeyPath, LoadedYaml, load_yaml
 from watcher.errors import ConfigError, ConfigProblem
@@ -67,201 +81,6 @@ __all__ = [
     "load_settings",
     "parse_settings",
 ]
-
-TargetKind = Literal["shop", "hashtag", "handle", "search", "query"]
-DEFAULT_EVENTS = frozenset(
-    {
-        EventKind.NEW_AD,
-        EventKind.NEW_VIDEO,
-        EventKind.PINNED,
-        EventKind.UNPINNED,
-        EventKind.AD_STOPPED,
-        EventKind.AD_RESUMED,
-    }
-)
-DEFAULT_EVERY = timedelta(hours=1)
-
-
-@dataclass(frozen=True, slots=True)
-class ApiSettings:
-    base_url: str
-    api_key: SecretStr | None
-    max_requests_per_minute: int
-    max_concurrency: int
-    timeout_seconds: float
-
-
-@dataclass(frozen=True, slots=True)
-class BudgetSettings:
-    monthly_credits: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class StateSettings:
-    database: str = field(repr=False)  # a postgresql:// URL may carry a password
-    retention: timedelta
-    removed_watch_grace: timedelta
-
-
-@dataclass(frozen=True, slots=True)
-class OpsSettings:
-    failing_after: int
-    credits_low_below: int
-
-
-@dataclass(frozen=True, slots=True)
-class DeliverySettings:
-    max_attempts: int
-    digest_threshold: int
-    backoff_seconds: float
-
-
-@dataclass(frozen=True, slots=True)
-class HealthSettings:
-    port: int | None
-    host: str
-
-
-@dataclass(frozen=True, slots=True)
-class Notifier:
-    """A named group of Apprise URLs; the URLs are secrets (tokens, passwords)."""
-
-    name: str
-    urls: tuple[SecretStr, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class RankJump:
-    min_climb: int = 20
-    track: int = 25
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """What a watch follows. ``values``: the shop id, hashtag (no ``#``), handle (no
-    ``@``, lowercase) or search keywords; empty for a raw ``query`` body."""
-
-    kind: TargetKind
-    values: tuple[str, ...] = ()
-    search_area: SearchArea = "all"
-    keyword_mode: KeywordMode = "any"
-    query: Mapping[str, object] | None = None
-
-    @property
-    def value(self) -> str:
-        """The single value of a shop, hashtag or handle target."""
-        return self.values[0] if self.values else ""
-
-    def as_dict(self) -> dict[str, object]:
-        """Plain JSON-able form, for fingerprints and display."""
-        return {
-            "kind": self.kind,
-            "values": list(self.values),
-            "search_area": self.search_area,
-            "keyword_mode": self.keyword_mode,
-            "query": None if self.query is None else dict(self.query),
-        }
-
-    def __hash__(self) -> int:
-        return hash(json.dumps(self.as_dict(), sort_keys=True))
-
-
-@dataclass(frozen=True, slots=True)
-class Watch:
-    """One watch, with ``defaults`` and the built-in defaults already merged in."""
-
-    name: str
-    target: Target
-    schedule: Schedule
-    type: WatchType = "all"
-    status: StatusFilter = "all"
-    min_views: int | None = None
-    language: str | None = None
-    events: frozenset[EventKind] = DEFAULT_EVENTS
-    on_first_run: FirstRun = "silent"
-    notify: tuple[str, ...] = ()
-    enabled: bool = True
-    priority: Priority = "normal"
-    max_credits_per_poll: int = 200
-    filter_window: timedelta = timedelta(days=7)
-    rank_jump: RankJump = field(default_factory=RankJump)
-
-    def describe_target(self) -> str:
-        """``shop 3f8aa146…``, ``#creatine``, ``@rivalbrand``, ``search "a", "b"``."""
-        target = self.target
-        if target.kind == "shop":
-            return f"shop {target.value[:8]}…"
-        if target.kind == "hashtag":
-            return f"#{target.value}"
-        if target.kind == "handle":
-            return f"@{target.value}"
-        if target.kind == "search":
-            words = ", ".join(json.dumps(v, ensure_ascii=False) for v in target.values)
-            extras = [f"in {target.search_area}"] if target.search_area != "all" else []
-            if len(target.values) > 1:
-                extras.append(f"{target.keyword_mode} keyword")
-            return f"search {words}" + (f" ({', '.join(extras)})" if extras else "")
-        body = target.query or {}
-        parts = [f"{k}={_compact(v)}" for k, v in body.items()]
-        return "query " + (" ".join(parts) if parts else "(whole library)")
-
-    @property
-    def fingerprint(self) -> str:
-        """A stable hash of every effective setting: equal iff the watch is unchanged."""
-        effective = {
-            "name": self.name,
-            "target": self.target.as_dict(),
-            "schedule": self.schedule.describe(),
-            "type": self.type,
-            "status": self.status,
-            "min_views": self.min_views,
-            "language": self.language,
-            "events": sorted(self.events),
-            "on_first_run": self.on_first_run,
-            "notify": list(self.notify),
-            "enabled": self.enabled,
-            "priority": self.priority,
-            "max_credits_per_poll": self.max_credits_per_poll,
-            "filter_window": self.filter_window.total_seconds(),
-            "rank_jump": [self.rank_jump.min_climb, self.rank_jump.track],
-        }
-        canonical = json.dumps(effective, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-DEFAULT_RANK_JUMP = RankJump()
-
-
-def _compact(value: object) -> str:
-    if isinstance(value, tuple | list):
-        return ",".join(str(v) for v in value)
-    return str(value)
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """The whole validated configuration."""
-
-    api: ApiSettings
-    budget: BudgetSettings
-    state: StateSettings
-    timezone: ZoneInfo
-    templates_dir: Path | None
-    notifiers: Mapping[str, Notifier]
-    ops_notify: tuple[str, ...]
-    route: Mapping[EventKind, tuple[str, ...]]
-    ops: OpsSettings
-    delivery: DeliverySettings
-    health: HealthSettings
-    watches: tuple[Watch, ...]
-    source: Path | None = None
-
-    def watch(self, name: str) -> Watch:
-        """The watch called ``name``; ``KeyError`` if there is none."""
-        for watch in self.watches:
-            if watch.name == name:
-                return watch
-        raise KeyError(name)
 
 
 def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
