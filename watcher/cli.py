@@ -112,7 +112,27 @@ def check(ctx: click.Context) -> None:
 @click.pass_context
 def test_notify(ctx: click.Context, notifiers: tuple[str, ...]) -> None:
     """Send one test alert through each (or the named) notifier; report per URL."""
-    _not_built("test-notify")
+    from watcher.config import load_settings
+    from watcher.notify import send_to_notifier
+    from watcher.render import Renderer, channel_for_url
+
+    settings = load_settings(ctx.obj["config"], os.environ)
+    names = notifiers or tuple(settings.notifiers)
+    unknown = [name for name in names if name not in settings.notifiers]
+    if unknown:
+        _fail(f"no notifier named {', '.join(unknown)}")
+    renderer = Renderer(settings.templates_dir)
+    failed = False
+    for name in names:
+        urls = [url.get_secret_value() for url in settings.notifiers[name].urls]
+        messages = {url: [renderer.render_test(channel_for_url(url), name)] for url in urls}
+        results = asyncio.run(send_to_notifier(urls, messages.__getitem__))
+        for result in results:
+            outcome = "ok" if result.ok else f"FAILED ({result.error})"
+            click.echo(f"{name}[{result.index}] {result.scheme}: {outcome}")
+            failed = failed or not result.ok
+    if failed:
+        sys.exit(1)
 
 
 @cli.command()
@@ -121,7 +141,26 @@ def test_notify(ctx: click.Context, notifiers: tuple[str, ...]) -> None:
 @click.pass_context
 def render(ctx: click.Context, event: str, notifier: str | None) -> None:
     """Render the template for EVENT against a realistic sample; print title and body."""
-    _not_built("render")
+    from watcher.config import load_settings
+    from watcher.models import EventKind
+    from watcher.render import TEXT, Renderer, channel_for_url, sample_event
+
+    if event not in set(EventKind):
+        _fail(f"unknown event {event!r}; one of: {', '.join(EventKind)}")
+    path: Path = ctx.obj["config"]
+    channel, renderer = TEXT, Renderer()
+    if path.exists():
+        settings = load_settings(path, os.environ)
+        renderer = Renderer(settings.templates_dir)
+        if notifier is not None:
+            if notifier not in settings.notifiers:
+                _fail(f"no notifier named {notifier}")
+            urls = settings.notifiers[notifier].urls
+            channel = channel_for_url(urls[0].get_secret_value()) if urls else TEXT
+    elif notifier is not None:
+        _fail(f"{path} not found: --notifier needs a config file")
+    message = renderer.render_event(sample_event(event), channel)
+    click.echo(f"{message.title}\n\n{message.body}")
 
 
 @cli.command()
