@@ -66,7 +66,10 @@ def cli(ctx: click.Context, config: str | None, log_format: str, verbose: bool) 
 @click.pass_context
 def run(ctx: click.Context) -> None:
     """Run the daemon: poll every watch on schedule, hot-reload watches.yaml."""
-    _not_built("run")
+    from watcher.daemon import Daemon
+
+    daemon = Daemon(ctx.obj["config"], dict(os.environ))
+    sys.exit(asyncio.run(daemon.run()))
 
 
 @cli.command()

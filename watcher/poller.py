@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from watcher import plan
 from watcher.config import Watch
@@ -81,18 +81,24 @@ class Poller:
         store: Store,
         capabilities: Capabilities | None = None,
         *,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
         self.store = store
         self.caps = capabilities or Capabilities()
+        self._wall = wall
         self._monotonic = monotonic
 
     async def poll(
         self, watch: Watch, fresh: Freshness, routes: Routes, *, dry_run: bool = False
     ) -> PollOutcome:
-        """Poll ``watch`` once; store the result unless ``dry_run``. Never raises ApiError."""
+        """Poll ``watch`` once; store the result unless ``dry_run``. Never raises ApiError.
+
+        Detection runs on the API's clock (``fresh.at``); the poll record on the local one.
+        """
         started = self._monotonic()
+        started_at = self._wall()
         state = await asyncio.to_thread(self.store.load_state, watch.name)
         resume = await asyncio.to_thread(self.store.resume_page, watch.name)
         if state.has_baseline and state.refresh == fresh.refresh and resume is None:
@@ -112,7 +118,7 @@ class Poller:
                     self.store.apply_poll,
                     PollRecord(
                         watch.name,
-                        fresh.at,
+                        started_at,
                         duration,
                         "failed",
                         credits=spend.credits,
@@ -130,7 +136,7 @@ class Poller:
                 self.store.apply_poll,
                 PollRecord(
                     watch.name,
-                    fresh.at,
+                    started_at,
                     duration,
                     outcome,
                     credits=spend.credits,

@@ -81,7 +81,7 @@ class Runner:
         self.store = store
         self.client = client
         self.clock = clock
-        self.poller = Poller(client, store, capabilities)
+        self.poller = Poller(client, store, capabilities, wall=clock)
         self.pause: Pause | None = None
         self._fresh: tuple[datetime, Freshness] | None = None
         self._fresh_lock = asyncio.Lock()

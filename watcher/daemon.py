@@ -1,0 +1,393 @@
+"""``watcher run``: the long-running service.
+
+One APScheduler 3 ``AsyncIOScheduler`` job per watch (``coalesce``, ``max_instances=1``,
+a ``misfire_grace_time`` sized to the interval, jitter so many watches don't fire in the
+same second), one shared API client, the outbox worker in the same loop, hot reload of
+``watches.yaml`` (file watching on its directory, and SIGHUP) as a diff of watches, and a
+bounded graceful stop on SIGTERM/SIGINT with a one-line summary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import random
+import signal
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from watcher import app, schedule
+from watcher.config import Settings, Watch, load_settings
+from watcher.errors import ConfigError, WatcherError
+from watcher.models import EventKind, ops_event
+from watcher.outbox import Outbox
+from watcher.poller import PollOutcome
+from watcher.runner import Runner, utcnow
+
+logger = logging.getLogger("watcher.daemon")
+
+TICK_SECONDS = 5.0
+STOP_GRACE_SECONDS = 20.0
+FLUSH_GRACE_SECONDS = 10.0
+PRUNE_EVERY = timedelta(hours=6)
+MAX_START_SPREAD = 30.0
+PollHook = Callable[[PollOutcome], None]
+
+
+@dataclass
+class Totals:
+    """What the daemon did, for the summary line at exit."""
+
+    polls: int = 0
+    failed: int = 0
+    events: int = 0
+    credits: int = 0
+
+    def add(self, outcome: PollOutcome) -> None:
+        if outcome.outcome in {"skipped", "paused", "shed"}:
+            return
+        self.polls += 1
+        self.failed += outcome.outcome == "failed"
+        self.events += len(outcome.events)
+        self.credits += outcome.credits
+
+
+def poll_timeout(watch: Watch) -> float:
+    """A poll may take at most this long: the interval, within 1 to 10 minutes."""
+    every = watch.schedule.every
+    seconds = every.total_seconds() if every is not None else 600.0
+    return min(max(seconds, 60.0), 600.0)
+
+
+def build_trigger(watch: Watch, settings: Settings) -> BaseTrigger:
+    """The watch's trigger, with jitter: 10 % of the interval, at most 2 minutes."""
+    every = watch.schedule.every
+    if every is not None:
+        seconds = max(int(every.total_seconds()), 1)
+        jitter = min(seconds * 0.1, 120.0)
+        return IntervalTrigger(
+            seconds=seconds, timezone=settings.timezone, jitter=int(jitter) or None
+        )
+    trigger = schedule.trigger(watch.schedule, settings.timezone)
+    trigger.jitter = 60
+    return trigger
+
+
+def first_run_time(
+    watch: Watch,
+    trigger: BaseTrigger,
+    last_poll: datetime | None,
+    now: datetime,
+    rng: Callable[[], float] = random.random,
+) -> datetime:
+    """When a (re)started watch polls first: soon if overdue, else at its turn.
+
+    PURE. Overdue means never polled, or the schedule fired since the last poll.
+    """
+    soon = now + timedelta(seconds=rng() * MAX_START_SPREAD)
+    if last_poll is None:
+        return soon
+    every = watch.schedule.every
+    if every is not None:
+        due = last_poll + every
+        return soon if due <= now else max(due, soon)
+    fire: datetime | None = trigger.get_next_fire_time(None, last_poll)
+    if fire is None or fire <= now:
+        return soon
+    return max(fire, soon)
+
+
+def file_version(path: Path) -> str:
+    """A short hash of the config file's bytes: one rejection alert per bad version."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    except OSError:
+        return "unreadable"
+
+
+@dataclass
+class Daemon:
+    """The service; ``run()`` returns the exit code."""
+
+    config_path: Path
+    env: Mapping[str, str]
+    clock: Callable[[], datetime] = utcnow
+    on_poll: list[PollHook] = field(default_factory=list)
+    settings: Settings | None = None
+
+    def __post_init__(self) -> None:
+        self.stop = asyncio.Event()
+        self.totals = Totals()
+        self.in_flight: set[asyncio.Task[Any]] = set()
+        self.last_tick: datetime | None = None
+        self.lag_seconds: list[float] = []
+        self._reload_lock = asyncio.Lock()
+        self._config_folder = str(self.config_path.absolute().parent)
+        self._tasks: set[asyncio.Future[object]] = set()
+
+    # --- life cycle ---------------------------------------------------------------------
+
+    async def run(self) -> int:
+        settings = self.settings or load_settings(self.config_path, self.env)
+        self.settings = settings
+        store = app.open_store(settings)
+        client = app.make_client(settings)
+        self.store = store
+        self.runner = Runner(settings, store, client, clock=self.clock)
+        self.outbox = Outbox(settings, store, app.renderer_for(settings), clock=self.clock)
+        self.scheduler = AsyncIOScheduler(timezone=settings.timezone)
+        self.scheduler.add_listener(self._on_submitted, EVENT_JOB_SUBMITTED)
+        started = self.clock()
+        self._install_signals()
+        self.scheduler.start()
+        await self._schedule_all(settings)
+        store.mark_removed([w.name for w in settings.watches], self.clock())
+        tasks = [
+            asyncio.create_task(self.outbox.run(self.stop), name="outbox"),
+            asyncio.create_task(self._watch_config(), name="config-watch"),
+            asyncio.create_task(self._ticker(), name="ticker"),
+        ]
+        logger.info(
+            "watcher running: %d watches, database %s",
+            len(self.scheduler.get_jobs()),
+            store,
+        )
+        try:
+            await self.stop.wait()
+        finally:
+            await self._shutdown(tasks, started)
+            await client.aclose()
+            store.close()
+        return 0
+
+    def request_stop(self) -> None:
+        self.stop.set()
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, lambda: self._background(self.reload()))
+
+    def _background(self, work: Coroutine[Any, Any, object]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _shutdown(self, tasks: list[asyncio.Task[Any]], started: datetime) -> None:
+        """Stop scheduling, let polls in flight finish (bounded), flush what can be sent."""
+        self.scheduler.shutdown(wait=False)
+        if self.in_flight:
+            logger.info("waiting up to %.0fs for %d polls", STOP_GRACE_SECONDS, len(self.in_flight))
+            _done, pending = await asyncio.wait(self.in_flight, timeout=STOP_GRACE_SECONDS)
+            for task in pending:
+                task.cancel()  # safe: a poll's results are stored in one transaction or not
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.outbox.flush(), FLUSH_GRACE_SECONDS)
+        t = self.totals
+        uptime = self.clock() - started
+        logger.info(
+            "watcher stopped after %s: %d polls (%d failed), %d events, %d credits, "
+            "%d delivered, %d pending",
+            str(uptime).split(".")[0],
+            t.polls,
+            t.failed,
+            t.events,
+            t.credits,
+            self.outbox.totals.sent,
+            self.store.outbox_depth(),
+        )
+
+    # --- scheduling ---------------------------------------------------------------------
+
+    async def _schedule_all(self, settings: Settings) -> None:
+        last = {w.name: w.last_poll_at for w in self.store.watches()}
+        for watch in settings.watches:
+            if watch.enabled:
+                self._add_job(watch, settings, last.get(watch.name))
+
+    def _add_job(self, watch: Watch, settings: Settings, last_poll: datetime | None) -> None:
+        trigger = build_trigger(watch, settings)
+        every = watch.schedule.every
+        grace = int(every.total_seconds()) if every is not None else 3600
+        self.scheduler.add_job(
+            self._poll_job,
+            trigger,
+            args=[watch.name],
+            id=watch.name,
+            name=watch.name,
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=max(grace, 30),
+            next_run_time=first_run_time(watch, trigger, last_poll, self.clock()),
+        )
+
+    def _on_submitted(self, event: JobSubmissionEvent) -> None:
+        now = self.clock()
+        for planned in event.scheduled_run_times:
+            self.lag_seconds.append(max((now - planned).total_seconds(), 0.0))
+        del self.lag_seconds[:-1000]
+
+    async def _poll_job(self, name: str) -> None:
+        settings = self.settings
+        if settings is None or self.stop.is_set():
+            return
+        watch = next((w for w in settings.watches if w.name == name), None)
+        if watch is None or not watch.enabled:
+            return
+        task = asyncio.current_task()
+        if task is not None:
+            self.in_flight.add(task)
+        try:
+            outcome = await self._poll(watch)
+        finally:
+            if task is not None:
+                self.in_flight.discard(task)
+        self.totals.add(outcome)
+        for hook in self.on_poll:
+            hook(outcome)
+        if outcome.events:
+            self.outbox.wakeup.set()
+
+    async def _poll(self, watch: Watch) -> PollOutcome:
+        """One poll under a timeout; a hanging or crashing watch never stalls the others."""
+        try:
+            async with asyncio.timeout(poll_timeout(watch)):
+                return await self.runner.poll(watch)
+        except TimeoutError:
+            logger.warning("poll watch=%s timed out after %.0fs", watch.name, poll_timeout(watch))
+            return PollOutcome(watch.name, "failed")
+        except WatcherError as exc:  # a store or template error: this watch, this time
+            logger.error("poll watch=%s failed: %s", watch.name, exc)  # noqa: TRY400
+            return PollOutcome(watch.name, "failed")
+        except Exception:  # the one broad except: one bad watch can't kill the daemon
+            logger.exception("poll watch=%s crashed", watch.name)
+            return PollOutcome(watch.name, "failed")
+
+    async def _ticker(self) -> None:
+        """Liveness tick, pause recovery, retention."""
+        last_prune: datetime | None = None
+        while not self.stop.is_set():
+            now = self.clock()
+            self.last_tick = now
+            if self.runner.pause is not None:
+                await self.runner.resume_if_possible()
+            if last_prune is None or now - last_prune >= PRUNE_EVERY:
+                last_prune = now
+                settings = self.settings
+                if settings is not None:
+                    removed = await asyncio.to_thread(
+                        self.store.prune,
+                        now,
+                        retention=settings.state.retention,
+                        grace=settings.state.removed_watch_grace,
+                    )
+                    if removed:
+                        logger.info("retention: pruned %d rows", removed)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), TICK_SECONDS)
+
+    # --- hot reload ---------------------------------------------------------------------
+
+    async def _watch_config(self) -> None:
+        """Reload when the config file changes (watching its directory: editors replace it)."""
+        from watchfiles import awatch  # noqa: PLC0415  # imported where its thread starts
+
+        folder, name = self._config_folder, self.config_path.name
+        async for changes in awatch(folder, stop_event=self.stop, debounce=300):
+            # Kubernetes swaps a `..data` symlink instead of writing the file itself.
+            names = {os.path.basename(p) for _change, p in changes}
+            if name in names or any(n.startswith("..") for n in names):
+                await self.reload()
+
+    async def reload(self) -> bool:
+        """Apply the config file as a diff; keep the last good one if it is invalid."""
+        async with self._reload_lock:
+            old = self.settings
+            if old is None:
+                return False
+            try:
+                new = load_settings(self.config_path, self.env)
+            except ConfigError as exc:
+                await self._rejected(exc)
+                return False
+            self._apply(old, new)
+            version = file_version(self.config_path)
+            await asyncio.to_thread(self.store.close_episode, EventKind.CONFIG_REJECTED, version)
+            await self.runner.resume_if_possible(config_changed=True)
+            return True
+
+    async def _rejected(self, exc: ConfigError) -> None:
+        for problem in exc.problems:
+            logger.error("config rejected: %s", problem)
+        version = file_version(self.config_path)
+        now = self.clock()
+        opened = await asyncio.to_thread(
+            self.store.open_episode, EventKind.CONFIG_REJECTED, version, now
+        )
+        if opened:
+            problems = [str(p) for p in exc.problems]
+            event = ops_event(
+                EventKind.CONFIG_REJECTED,
+                "config",
+                now,
+                {"version": version, "problems": problems[:20], "count": len(problems)},
+            )
+            await self.runner.record_ops(event)
+            self.outbox.wakeup.set()
+        logger.warning("keeping the last good config (%d watches)", len(self.scheduler.get_jobs()))
+
+    def _apply(self, old: Settings, new: Settings) -> None:
+        before = {w.name: w for w in old.watches if w.enabled}
+        after = {w.name: w for w in new.watches if w.enabled}
+        retime = old.timezone != new.timezone
+        self.settings = new
+        self.runner.settings = new
+        self.outbox.settings = new
+        if old.templates_dir != new.templates_dir or old.delivery != new.delivery:
+            self.outbox.renderer = app.renderer_for(new)
+        if old.api != new.api:
+            self._swap_client(new)
+        last = {w.name: w.last_poll_at for w in self.store.watches()}
+        for name in before.keys() - after.keys():
+            with contextlib.suppress(Exception):
+                self.scheduler.remove_job(name)
+            logger.info("reload: watch %s removed", name)
+        for name, watch in after.items():
+            previous = before.get(name)
+            if previous is not None and previous.fingerprint == watch.fingerprint and not retime:
+                continue
+            if previous is not None and _scope_changed(previous, watch):
+                self.store.forget_watch(name)  # a new scope needs a new baseline
+                last.pop(name, None)
+            self._add_job(watch, new, last.get(name))
+            logger.info("reload: watch %s %s", name, "changed" if previous else "added")
+        self.store.mark_removed(list(after), self.clock())
+
+    def _swap_client(self, new: Settings) -> None:
+        old_client = self.runner.client
+        client = app.make_client(new)
+        self.runner.client = client
+        self.runner.poller.client = client
+        self.runner.forget_freshness()
+        self._background(old_client.aclose())
+        logger.info("reload: API settings changed; new client")
+
+
+def _scope_changed(old: Watch, new: Watch) -> bool:
+    return (old.target, old.type, old.language) != (new.target, new.type, new.language)
