@@ -204,7 +204,9 @@ def simulate(
     documented_only: bool,
 ) -> None:
     """Serve the bundled TrendTrack simulator on loopback."""
-    _not_built("simulate")
+    from watcher.simulator.server import serve  # lazy: uvicorn only when serving
+
+    serve(host, port, seed, api_keys, credits, rate_limit, speed, documented_only)
 
 
 @cli.command()

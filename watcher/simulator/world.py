@@ -1,0 +1,530 @@
+"""The simulated library: a seeded world that evolves at each daily refresh (pure).
+
+``World`` owns every record. Time enters only through ``advance_to(now)``: each UTC
+midnight passed is one refresh, where metrics grow, ranks move, ads stop and resume, pins
+change, items arrive (some with indexing lag) or leave the index, and the changes staged
+through ``stage`` land. Nothing changes between refreshes. Every change is appended to
+the truth log, the ground truth that tests compare alerts against.
+
+``updatedAt`` moves (to the refresh instant) when an item is first indexed or re-indexed,
+its status changes, or it is pinned or unpinned; in documented-only mode every metric
+update moves it too. ``createdAt`` is the first indexing, ``indexedAt`` the latest.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from random import Random
+
+from watcher.simulator.clock import DAY, SIM_START, iso, midnight_on_or_before
+from watcher.simulator.entities import Json, Profile, Shop, SimItem, detail_extras, item_json
+from watcher.simulator.generate import Generator
+from watcher.simulator.growth import assign_ranks, grow, rank_order
+from watcher.simulator.params import WorldParams
+from watcher.simulator.vocab import NICHES
+
+RANK_DAYS = (3, 7, 14, 30)
+STAGE_KINDS = ("new_item", "pin", "unpin", "stop", "resume", "remove", "rank")
+FOLLOWS_PER_VIEW = 0.002
+
+SortKey = Callable[[SimItem], float]
+SORT_KEYS: dict[str, SortKey] = {
+    "newest": lambda i: i.published_at.timestamp(),
+    "updatedAt": lambda i: i.updated_at.timestamp(),
+    "views": lambda i: i.views,
+    "likes": lambda i: i.likes,
+    "comments": lambda i: i.comments,
+    "shares": lambda i: i.shares,
+    "saves": lambda i: i.saves,
+    "engagementRate": lambda i: i.engagement_rate,
+    "daysRunning": lambda i: i.days_running,
+    "followers": lambda i: i.profile.followers,
+}
+
+
+class StageError(Exception):
+    """A staged change was refused; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One truth-log entry; the item's identity fields never change, so it is kept by ref."""
+
+    at: datetime
+    kind: str
+    item: SimItem
+    before: object
+    after: object
+
+    def to_json(self, at: str) -> Json:
+        """The entry as ``GET /_sim/truth`` serves it; ``at`` is the formatted instant."""
+        item = self.item
+        return {
+            "at": at,
+            "kind": self.kind,
+            "itemId": item.id,
+            "tiktokId": str(item.tiktok_id),
+            "type": item.type,
+            "handle": item.profile.handle,
+            "shopId": item.shop.id if item.shop else None,
+            "hashtags": list(item.hashtags),
+            "before": self.before,
+            "after": self.after,
+        }
+
+
+@dataclass(slots=True)
+class Staged:
+    """A change waiting for the next refresh."""
+
+    kind: str
+    item: SimItem
+    rank: int | None = None
+
+
+def parse_item_id(ident: str) -> int | None:
+    """The numeric tiktokId of ``tiktok_<digits>`` or bare ``<digits>``, else None."""
+    digits = ident.removeprefix("tiktok_")
+    return int(digits) if digits.isdigit() and len(digits) < 30 else None
+
+
+class World:
+    """Every shop, profile and item, the staged changes and the truth log."""
+
+    def __init__(
+        self,
+        seed: int,
+        params: WorldParams | None = None,
+        *,
+        start: datetime = SIM_START,
+        documented_only: bool = False,
+    ) -> None:
+        self.params = params or WorldParams()
+        self.seed = seed
+        self.documented_only = documented_only
+        self._rng = Random(seed)
+        self._generator = Generator(self._rng, self.params)
+        self.last_refresh = midnight_on_or_before(start)
+        genesis = self._generator.genesis(self.last_refresh)
+        self.shops: dict[str, Shop] = {shop.id: shop for shop in genesis.shops}
+        self.profiles: dict[str, Profile] = {p.handle: p for p in genesis.profiles}
+        self.items: dict[int, SimItem] = {item.tiktok_id: item for item in genesis.items}
+        self.items_by_shop: dict[str, list[SimItem]] = {shop_id: [] for shop_id in self.shops}
+        for item in genesis.items:
+            if item.shop:
+                self.items_by_shop[item.shop.id].append(item)
+        self.refreshes = 0
+        self.version = 0
+        self._staged: list[Staged] = []
+        self._truth: list[Change] = []
+        self._rank_days: deque[dict[int, int]] = deque(maxlen=max(RANK_DAYS) + 1)
+        self._json_cache: dict[int, Json] = {}
+        self._sorted_cache: dict[tuple[str, str], list[SimItem]] = {}
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Grow the initial items and rank them on each of the last 30 days, so deltas exist.
+
+        Each item's daily gains over the last 37 days are drawn once; each past day's
+        ranking then orders items indexed by then by their seven-day sum ending that day.
+        """
+        days = max(RANK_DAYS)
+        history: list[tuple[SimItem, list[int]]] = []
+        for item in self.items.values():
+            record: list[int] = []
+            grow(item, self.last_refresh, self._rng, detailed_days=days + 7, record=record)
+            sums = [0, *itertools.accumulate(record)]
+            history.append((item, sums))
+            item.in_index = True
+        for days_ago in range(days, -1, -1):
+            moment = self.last_refresh - DAY * days_ago
+            standing = []
+            for item, sums in history:
+                if item.indexed_at <= moment:
+                    end = len(sums) - 1 - days_ago
+                    standing.append((sums[end] - sums[max(0, end - 7)], item.tiktok_id))
+            standing.sort(reverse=True)
+            ranks = {tiktok_id: n for n, (_, tiktok_id) in enumerate(standing, start=1)}
+            self._rank_days.append(ranks)
+        for item in self.items.values():
+            item.rank = self._rank_days[-1][item.tiktok_id]
+        self._update_profiles(self.last_refresh, {})
+
+    # time
+
+    @property
+    def next_refresh(self) -> datetime:
+        """When the next refresh happens: the coming UTC midnight."""
+        return self.last_refresh + DAY
+
+    def advance_to(self, now: datetime) -> int:
+        """Run every refresh due by ``now``; returns how many ran."""
+        count = 0
+        while self.next_refresh <= now:
+            self._refresh(self.next_refresh)
+            count += 1
+        return count
+
+    def _refresh(self, at: datetime) -> None:
+        staged, self._staged = self._staged, []
+        targeted = {change.item.tiktok_id for change in staged}
+        gains: dict[int, int] = {}
+        for item in self.items.values():
+            if item.in_index:
+                gains[item.tiktok_id] = grow(item, at, self._rng)
+                self._tick_days(item, at)
+                if self.documented_only:
+                    item.updated_at = at
+        self._evolve(at, targeted)
+        forced: dict[int, int] = {}
+        for change in staged:
+            if change.kind == "rank" and change.rank is not None:
+                forced[change.item.tiktok_id] = change.rank
+            else:
+                self._apply(change, at)
+        self._rerank(at, forced)
+        self._update_profiles(at, gains)
+        self.last_refresh = at
+        self.refreshes += 1
+        self.version += 1
+        self._json_cache.clear()
+        self._sorted_cache.clear()
+
+    @staticmethod
+    def _tick_days(item: SimItem, at: datetime) -> None:
+        if item.type == "organic":
+            item.days_running = max(0, (at - item.published_at).days)
+        elif item.status == "active":
+            item.days_running += 1
+
+    # evolution
+
+    def _evolve(self, at: datetime, targeted: set[int]) -> None:
+        """The world's own changes at one refresh; staged targets are left alone."""
+        rng = self._rng
+        params = self.params
+        for item in list(self.items.values()):
+            if item.tiktok_id in targeted:
+                continue
+            roll = rng.random()
+            if not item.in_index:
+                if roll < params.restore_rate:
+                    self._restore(item, at)
+            elif item.type == "ad" and item.status == "active" and roll < params.stop_rate:
+                self._set_status(item, "inactive", at)
+            elif item.type == "ad" and item.status == "inactive" and roll < params.resume_rate:
+                self._set_status(item, "active", at)
+            elif not item.is_pinned and rng.random() < params.remove_rate:
+                self._remove(item, at)
+        for profile in self.profiles.values():
+            visible = [i for i in profile.items if i.in_index and i.tiktok_id not in targeted]
+            pinned = [item for item in visible if item.is_pinned]
+            roll = rng.random()
+            if pinned and roll < params.unpin_rate:
+                self._unpin(rng.choice(pinned), at)
+            elif roll > 1.0 - params.pin_rate:
+                recent = sorted(visible, key=lambda i: i.published_at)[-8:]
+                candidates = [item for item in recent if not item.is_pinned]
+                if candidates:
+                    self._pin(rng.choice(candidates), at)
+        for profile in self.profiles.values():
+            rate = params.new_item_rate if profile.shop else params.creator_post_rate
+            if rng.random() < rate:
+                lag = self._generator.index_lag()
+                self._index_new(self._generator.item(profile, at - lag, at), at)
+
+    def _apply(self, change: Staged, at: datetime) -> None:
+        item = change.item
+        if change.kind == "new_item":
+            self._index_new(item, at)
+        elif change.kind == "pin":
+            self._pin(item, at)
+        elif change.kind == "unpin":
+            self._unpin(item, at)
+        elif change.kind in ("stop", "resume"):
+            self._set_status(item, "inactive" if change.kind == "stop" else "active", at)
+        elif change.kind == "remove" and item.in_index:
+            self._remove(item, at)
+
+    def _index_new(self, item: SimItem, at: datetime) -> None:
+        item.in_index = True
+        grow(item, at, self._rng)
+        item.days_running = max(0, (at - item.published_at).days)
+        self.items[item.tiktok_id] = item
+        item.profile.items.append(item)
+        if item.shop:
+            self.items_by_shop[item.shop.id].append(item)
+        self._log(at, "new_item", item, None, item.status)
+
+    def _restore(self, item: SimItem, at: datetime) -> None:
+        item.in_index = True
+        item.indexed_at = item.updated_at = at
+        grow(item, at, self._rng)
+        self._log(at, "restored", item, None, item.status)
+
+    def _remove(self, item: SimItem, at: datetime) -> None:
+        item.in_index = False
+        item.rank = None
+        self._log(at, "removed", item, item.status, None)
+
+    def _set_status(self, item: SimItem, status: str, at: datetime) -> None:
+        if item.status == status or item.type != "ad":
+            return
+        before, item.status, item.updated_at = item.status, status, at
+        self._log(at, "stopped" if status == "inactive" else "resumed", item, before, status)
+
+    def _pin(self, item: SimItem, at: datetime) -> None:
+        """Pin ``item``; a profile keeps at most ``max_pins``, so the oldest pin goes."""
+        if item.is_pinned:
+            return
+        pinned = [other for other in item.profile.items if other.is_pinned]
+        pinned.sort(key=lambda other: (other.last_pinned_at or at, other.tiktok_id))
+        while len(pinned) >= self.params.max_pins:
+            self._unpin(pinned.pop(0), at)
+        item.is_pinned = True
+        item.first_pinned_at = item.first_pinned_at or at
+        item.last_pinned_at = item.updated_at = at
+        self._log(at, "pinned", item, False, True)
+
+    def _unpin(self, item: SimItem, at: datetime) -> None:
+        if not item.is_pinned:
+            return
+        item.is_pinned = False
+        item.last_unpinned_at = item.updated_at = at
+        self._log(at, "unpinned", item, True, False)
+
+    def _rerank(self, at: datetime, forced: Mapping[int, int]) -> None:
+        """Rank every indexed item, place staged ranks, log every move of 10+ places."""
+        order = rank_order(item for item in self.items.values() if item.in_index)
+        for tiktok_id, wanted in forced.items():
+            item = self.items[tiktok_id]
+            if item.in_index:
+                order.remove(item)
+                position = min(max(wanted, 1), len(order) + 1) - 1
+                order.insert(position, item)
+                self._fit_gains(item, order, position)
+        before = self._rank_days[-1]
+        ranks = assign_ranks(order)
+        self._rank_days.append(ranks)
+        threshold = self.params.rank_log_threshold
+        for item in order:
+            old = before.get(item.tiktok_id)
+            new = ranks[item.tiktok_id]
+            if old is not None and (item.tiktok_id in forced or abs(old - new) >= threshold):
+                self._log(at, "rank", item, old, new)
+
+    @staticmethod
+    def _fit_gains(item: SimItem, order: list[SimItem], position: int) -> None:
+        """Make a forced rank consistent with views gained: land between the neighbours."""
+        above = order[position - 1].gain7 if position > 0 else None
+        below = order[position + 1].gain7 if position + 1 < len(order) else 0
+        target = (above + below) // 2 if above is not None else max(below * 2, 1000)
+        current = item.gain7
+        if target > current:
+            item.gains[-1] += target - current
+            item.views += target - current
+        elif current > 0:
+            scale = target / current
+            for n, gain in enumerate(item.gains):
+                item.gains[n] = int(gain * scale)
+        item.gain7 = sum(item.gains)
+
+    def _update_profiles(self, at: datetime, gains: Mapping[int, int]) -> None:
+        week_ago = at - timedelta(days=7)
+        for profile in self.profiles.values():
+            visible = [item for item in profile.items if item.in_index]
+            profile.ads_count = sum(1 for item in visible if item.type == "ad")
+            profile.organic_count = len(visible) - profile.ads_count
+            profile.total_tiktoks = len(visible) + profile.unindexed_tiktoks
+            profile.new_tiktoks = sum(1 for item in visible if item.published_at > week_ago)
+            profile.views = sum(item.views for item in visible)
+            profile.likes = sum(item.likes for item in visible)
+            profile.daily_views = sum(gains.get(item.tiktok_id, 0) for item in visible)
+            profile.daily_likes = sum(
+                int(gains.get(item.tiktok_id, 0) * item.like_rate) for item in visible
+            )
+            profile.daily_followers = int(profile.daily_views * FOLLOWS_PER_VIEW)
+            profile.followers += profile.daily_followers
+            profile.recorded_at = at
+
+    # truth
+
+    def _log(self, at: datetime, kind: str, item: SimItem, before: object, after: object) -> None:
+        self._truth.append(Change(at, kind, item, before, after))
+
+    def truth(self, since: datetime | None = None) -> list[Json]:
+        """Every logged change strictly after ``since`` (all when None), oldest first."""
+        start = 0
+        if since is not None:
+            start = bisect.bisect_right(self._truth, since, key=lambda change: change.at)
+        stamps: dict[datetime, str] = {}
+        entries: list[Json] = []
+        for change in self._truth[start:]:
+            at = stamps.get(change.at) or stamps.setdefault(change.at, iso(change.at))
+            entries.append(change.to_json(at))
+        return entries
+
+    # staging
+
+    def find(self, ident: str) -> SimItem | None:
+        """Any known item (indexed or not) by composite or bare id."""
+        tiktok_id = parse_item_id(ident)
+        return self.items.get(tiktok_id) if tiktok_id is not None else None
+
+    def stage(self, kind: str, fields: Mapping[str, object]) -> str:
+        """Queue a change for the next refresh; returns the item id it concerns."""
+        if kind not in STAGE_KINDS:
+            raise StageError(400, f"kind must be one of {', '.join(STAGE_KINDS)}")
+        if kind == "new_item":
+            new = self._staged_item(fields)
+            self._staged.append(Staged(kind, new))
+            return new.id
+        allowed = {"itemId", "rank"} if kind == "rank" else {"itemId"}
+        _check_keys(fields, allowed)
+        ident = fields.get("itemId")
+        item = self.find(ident) if isinstance(ident, str) else None
+        if item is None:
+            raise StageError(404, f"no item {ident!r}")
+        if kind in ("stop", "resume") and item.type != "ad":
+            raise StageError(400, "only ads stop and resume")
+        rank = fields.get("rank")
+        if kind == "rank" and (not isinstance(rank, int) or isinstance(rank, bool) or rank < 1):
+            raise StageError(400, "rank must be an integer >= 1")
+        self._staged.append(Staged(kind, item, rank if isinstance(rank, int) else None))
+        return item.id
+
+    def _staged_item(self, fields: Mapping[str, object]) -> SimItem:
+        _check_keys(fields, {"type", "handle", "shopId", "hashtags", "caption", "indexLagHours"})
+        kind = fields.get("type", "ad")
+        if kind not in ("ad", "organic"):
+            raise StageError(400, "type must be ad or organic")
+        shop = None
+        shop_id = fields.get("shopId")
+        if shop_id is not None:
+            shop = self.shops.get(str(shop_id))
+            if shop is None:
+                raise StageError(404, f"no shop {shop_id!r}")
+        handle = fields.get("handle")
+        if handle is not None:
+            profile = self.profiles.get(str(handle).lstrip("@"))
+            if profile is None:
+                raise StageError(404, f"no profile {handle!r}")
+        else:
+            pool = [p for p in self.profiles.values() if p.shop and (not shop or p.shop is shop)]
+            profile = self._rng.choice(pool or list(self.profiles.values()))
+        hashtags = fields.get("hashtags")
+        if hashtags is not None and not (
+            isinstance(hashtags, list) and all(isinstance(tag, str) for tag in hashtags)
+        ):
+            raise StageError(400, "hashtags must be a list of strings")
+        caption = fields.get("caption")
+        if caption is not None and not isinstance(caption, str):
+            raise StageError(400, "caption must be a string")
+        lag_hours = fields.get("indexLagHours")
+        if lag_hours is None:
+            lag = self._generator.index_lag()
+        elif isinstance(lag_hours, int | float) and not isinstance(lag_hours, bool):
+            lag = timedelta(hours=max(0.0, float(lag_hours)))
+        else:
+            raise StageError(400, "indexLagHours must be a number")
+        at = self.next_refresh
+        return self._generator.item(
+            profile, at - lag, at, kind=str(kind), shop=shop, caption=caption, hashtags=hashtags
+        )
+
+    # reading
+
+    def indexed(self, ident: str) -> SimItem | None:
+        """An item currently in the index, by composite or bare id."""
+        item = self.find(ident)
+        return item if item is not None and item.in_index else None
+
+    def sorted_items(self, sort_by: str, descending: bool) -> list[SimItem]:
+        """Indexed items in ``sort_by`` order, ties by id descending; cached per refresh."""
+        cache_key = (sort_by, "desc" if descending else "asc")
+        cached = self._sorted_cache.get(cache_key)
+        if cached is None:
+            cached = sort_items(
+                (item for item in self.items.values() if item.in_index), sort_by, descending
+            )
+            self._sorted_cache[cache_key] = cached
+        return cached
+
+    def item_json(self, item: SimItem) -> Json:
+        """The item as list routes serve it; cached until the next refresh (do not mutate)."""
+        cached = self._json_cache.get(item.tiktok_id)
+        if cached is None:
+            deltas: dict[int, int | None] = {}
+            for days in RANK_DAYS:
+                past = (
+                    self._rank_days[-1 - days].get(item.tiktok_id)
+                    if len(self._rank_days) > days
+                    else None
+                )
+                deltas[days] = past - item.rank if past is not None and item.rank else None
+            cached = item_json(item, deltas, len(self._rank_days[-1]))
+            self._json_cache[item.tiktok_id] = cached
+        return cached
+
+    def detail_json(self, item: SimItem) -> Json:
+        """The item as the detail route serves it, with ``links`` and ``source``."""
+        return {**self.item_json(item), **detail_extras(item)}
+
+    def latest_ready_date(self) -> str:
+        """The last day whose data is complete: the day before the latest refresh."""
+        return (self.last_refresh - DAY).date().isoformat()
+
+    def freshness(self, now: datetime) -> Json:
+        """The ``data`` of ``/v1/system/freshness``."""
+        return {
+            "latestReadyDate": self.latest_ready_date(),
+            "latestScheduledDate": self.last_refresh.date().isoformat(),
+            "dataFreshnessLagDays": 1,
+            "generatedAt": iso(now),
+        }
+
+    def summary(self, now: datetime) -> Json:
+        """What ``GET /_sim/world`` shows: the names tests and demos pick from."""
+        hashtags = sorted({tag for item in self.items.values() for tag in item.hashtags})
+        return {
+            "now": iso(now),
+            "latestReadyDate": self.latest_ready_date(),
+            "lastRefresh": iso(self.last_refresh),
+            "nextRefresh": iso(self.next_refresh),
+            "refreshes": self.refreshes,
+            "seed": self.seed,
+            "documentedOnly": self.documented_only,
+            "itemCount": sum(1 for item in self.items.values() if item.in_index),
+            "shops": [
+                {"id": s.id, "domain": s.domain, "name": s.name} for s in self.shops.values()
+            ],
+            "profiles": [
+                {"handle": p.handle, "name": p.name, "shopId": p.shop.id if p.shop else None}
+                for p in self.profiles.values()
+            ],
+            "hashtags": hashtags,
+            "keywords": sorted({product for niche in NICHES for product in niche.products}),
+        }
+
+
+def sort_items(items: Iterable[SimItem], sort_by: str, descending: bool) -> list[SimItem]:
+    """Sort by ``sort_by`` (``relevance`` means newest here); ties always by id descending."""
+    key = SORT_KEYS.get(sort_by, SORT_KEYS["newest"])
+    if descending:
+        return sorted(items, key=lambda i: (key(i), i.tiktok_id), reverse=True)
+    return sorted(items, key=lambda i: (key(i), -i.tiktok_id))
+
+
+def _check_keys(fields: Mapping[str, object], allowed: set[str]) -> None:
+    unknown = sorted(set(fields) - allowed)
+    if unknown:
+        raise StageError(400, f"unknown field(s): {', '.join(unknown)}")
