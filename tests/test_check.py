@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from watcher.check import CreditEstimate, format_check_report, rough_estimate
+from watcher.check import format_check_report, planned_estimate
 from watcher.cli import cli
 from watcher.config import Settings, parse_settings
+from watcher.plan import CreditEstimate
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -88,12 +89,12 @@ def test_no_budget_is_said_plainly() -> None:
 
 @pytest.mark.parametrize(
     ("name", "per_day"),
-    [("hourly", 24 * 10.0), ("weekly", 10 * 52 / 365 + 25), ("paused", 0.0)],
+    [("hourly", 5.0), ("weekly", 25 * 52 / 365), ("paused", 0.0)],
 )
-def test_rough_estimate_follows_schedule_and_rank_tracking(name: str, per_day: float) -> None:
-    """The stand-in estimator: polls/day x a small probe, + the tracked ranks; 0 if disabled."""
+def test_planned_estimate_follows_refreshes_and_rank_tracking(name: str, per_day: float) -> None:
+    """Changed rows once per refresh, + the tracked set per paid poll; 0 if disabled."""
     settings = settings_for()
-    estimate = rough_estimate(settings.watch(name), settings)
+    estimate = planned_estimate(settings.watch(name), settings)
     assert estimate.per_day == pytest.approx(per_day, rel=0.01)
     assert estimate.per_month == pytest.approx(estimate.per_day * 30)
 

@@ -1,44 +1,26 @@
 """The report of ``watcher check``: each watch, its schedule and its estimated credits.
 
-The estimator is injected (the real one is the polling planner's); ``rough_estimate``
-is a stand-in that only knows the schedule and the per-poll cap.
+The estimator is injected; ``planned_estimate`` is the polling plan's (``watcher.plan``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 
 from watcher.config import Settings, Watch
 from watcher.models import EventKind
+from watcher.plan import CreditEstimate, estimate
 from watcher.schedule import fires_per_day
 
-DAYS_PER_MONTH = 30
-# The stand-in's guess at rows read per poll: a small probe of what changed.
-ROUGH_ROWS_PER_POLL = 10
 
-
-@dataclass(frozen=True, slots=True)
-class CreditEstimate:
-    """Credits a watch is expected to spend; ``note`` says how it was reckoned."""
-
-    per_day: float
-    per_month: float
-    note: str = ""
-
-
-def rough_estimate(watch: Watch, settings: Settings) -> CreditEstimate:
-    """Polls a day x a small probe (capped per poll), plus a daily rank read if opted in."""
-    if not watch.enabled:
-        return CreditEstimate(0.0, 0.0, "disabled")
+def planned_estimate(
+    watch: Watch, settings: Settings, history: Mapping[str, float] | None = None
+) -> CreditEstimate:
+    """The polling plan's estimate; ``history`` maps watch names to their measured
+    changed rows per refresh (from the state database), when there is one."""
     polls = fires_per_day(watch.schedule, settings.timezone)
-    per_poll = min(ROUGH_ROWS_PER_POLL, watch.max_credits_per_poll)
-    per_day = polls * per_poll
-    note = f"~{per_poll} rows x {polls:.3g} polls/day"
-    if EventKind.RANK_JUMP in watch.events:
-        per_day += watch.rank_jump.track
-        note += f" + {watch.rank_jump.track} rank rows/day"
-    return CreditEstimate(per_day, per_day * DAYS_PER_MONTH, f"rough: {note}")
+    measured = (history or {}).get(watch.name)
+    return estimate(watch, polls, changes_per_refresh=measured)
 
 
 def _credits(value: float) -> str:

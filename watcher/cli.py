@@ -97,7 +97,7 @@ def once(ctx: click.Context, watches: tuple[str, ...], dry_run: bool) -> None:
 @click.pass_context
 def check(ctx: click.Context) -> None:
     """Validate the config and its templates; show schedules and estimated credits."""
-    from watcher.check import format_check_report, rough_estimate
+    from watcher.check import format_check_report, planned_estimate
     from watcher.config import load_settings
     from watcher.errors import ConfigError
 
@@ -107,7 +107,15 @@ def check(ctx: click.Context) -> None:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
         sys.exit(1)
-    click.echo(format_check_report(settings, lambda watch: rough_estimate(watch, settings)))
+    from watcher.render import Renderer
+
+    renderer = Renderer(settings.templates_dir)
+    template_problems = renderer.validate()
+    if template_problems:
+        for line in template_problems:
+            click.echo(f"template: {line}", err=True)
+        sys.exit(1)
+    click.echo(format_check_report(settings, lambda watch: planned_estimate(watch, settings)))
 
 
 @cli.command("test-notify")
