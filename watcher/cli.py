@@ -60,6 +60,9 @@ def cli(ctx: click.Context, config: str | None, log_format: str, verbose: bool) 
     ctx.obj["config"] = _config_path(config)
     ctx.obj["log_format"] = log_format
     ctx.obj["verbose"] = verbose
+    from watcher.logs import setup_logging
+
+    setup_logging(log_format, verbose)
 
 
 @cli.command()
@@ -181,7 +184,31 @@ def render(ctx: click.Context, event: str, notifier: str | None) -> None:
 @click.pass_context
 def events(ctx: click.Context, watch: str | None, since: str, as_json: bool) -> None:
     """Show detected events, newest first, with their delivery state."""
-    _not_built("events")
+    from datetime import UTC, datetime
+
+    from watcher.config import load_settings
+    from watcher.schedule import parse_duration
+    from watcher.status import events_json_lines, format_events, read_events
+    from watcher.store import Store
+
+    try:
+        window = parse_duration(since)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
+    settings = load_settings(ctx.obj["config"], os.environ)
+    store = Store(settings.state.database)
+    try:
+        views = read_events(store, datetime.now(UTC), window, watch)
+    finally:
+        store.close()
+    if as_json:
+        if views:
+            click.echo(events_json_lines(views))
+    elif views:
+        click.echo(format_events(views, settings.timezone))
+    else:
+        scope = f" of watch {watch!r}" if watch else ""
+        click.echo(f"no events{scope} in the last {since}")
 
 
 @cli.command()
@@ -189,7 +216,23 @@ def events(ctx: click.Context, watch: str | None, since: str, as_json: bool) -> 
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
     """Show each watch's last and next poll, failures, credits; the balance last seen."""
-    _not_built("status")
+    import json
+    from datetime import UTC, datetime
+
+    from watcher.config import load_settings
+    from watcher.status import build_status, format_status, status_json
+    from watcher.store import Store
+
+    settings = load_settings(ctx.obj["config"], os.environ)
+    store = Store(settings.state.database)
+    try:
+        report = build_status(settings, store, datetime.now(UTC))
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(status_json(report), ensure_ascii=False))
+    else:
+        click.echo(format_status(report))
 
 
 @cli.command()
