@@ -212,19 +212,24 @@ class _Detector:
             return
         # An item from before the baseline that we meet for the first time.
         pin_moved = self.pin_by_timestamps(item)
-        reindexed = _later(item.indexed_at, self.state.watermark)
+        reindexed = _later(item.indexed_at, self.since)
         if (
             self.exact
             and not pin_moved
             and not reindexed
             and item.type == ItemType.AD
-            and _later(item.updated_at, self.state.watermark)
+            and _later(item.updated_at, self.since)
         ):
             self.status_event(item, item.status)
         self.remember(item, None, announced=True)
 
+    @property
+    def since(self) -> datetime | None:
+        """The latest API time already accounted for: the watermark, else the baseline."""
+        return self.state.watermark or self.state.baseline_at
+
     def pin_by_timestamps(self, item: Item) -> bool:
-        previous = self.state.watermark
+        previous = self.since
         if item.pinned and _later(item.last_pinned_at, previous):
             self.emit(EventKind.PINNED, item, _iso(item.last_pinned_at, self.obs.refresh))
             return True
@@ -286,8 +291,13 @@ class _Detector:
 
     def tracked(self, items: Iterable[Item]) -> None:
         for item in items:
+            if not self.rules.in_scope(item):
+                continue  # e.g. a near-miss handle from the API's substring search
             seen = self.items.get(item.id)
-            before = seen.rank if seen else None
+            # The rank as observed before this poll: the change feed read just now may
+            # already have stored today's rank, which would hide the climb.
+            prior = self.state.items.get(item.id)
+            before = prior.rank if prior else None
             after = item.rank
             if before is not None and after is not None and before - after >= self.rules.min_climb:
                 self.emit(
@@ -341,11 +351,14 @@ def baseline(
 
     ``obs.changed`` holds what the baseline read (for ``notify_all``: the newest items of
     the scope); ``obs.watermark`` the latest ``updatedAt`` in scope, which becomes both the
-    baseline and the watermark. ``summary`` holds the figures (counts read for free) of the
-    one ``baseline`` event that the ``summary`` mode sends.
+    baseline and the watermark (with no watermark, ``obs.at`` is the baseline). ``summary``
+    holds the figures (counts read for free) of the one ``baseline`` event that the
+    ``summary`` mode sends.
     """
+    # With nothing dated read (empty scope, missing updatedAt) the poll's API time is the
+    # baseline, so items that existed before the first run are never announced as new.
     start = replace(
-        state, baseline_at=obs.watermark, watermark=obs.watermark, has_baseline=True
+        state, baseline_at=obs.watermark or obs.at, watermark=obs.watermark, has_baseline=True
     )
     run = _Detector(rules, start, obs)
     for item in obs.changed:

@@ -20,6 +20,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.util import CommandError
 from sqlalchemy import Engine, and_, delete, event, func, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
@@ -192,7 +193,7 @@ class Store:
             )
             if migrate:
                 self.migrate()
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, ImportError) as exc:  # ImportError: the driver is missing
             raise StoreError(f"cannot open the state database: {exc}") from exc
 
     def __repr__(self) -> str:
@@ -204,7 +205,10 @@ class Store:
         cfg.set_main_option("script_location", str(resources.files("watcher") / "migrations"))
         with self._write_lock, self.engine.begin() as connection:
             cfg.attributes["connection"] = connection
-            command.upgrade(cfg, "head")
+            try:
+                command.upgrade(cfg, "head")
+            except CommandError as exc:  # e.g. a database written by a newer watcher
+                raise StoreError(f"cannot migrate the state database: {exc}") from exc
 
     def close(self) -> None:
         self.engine.dispose()
