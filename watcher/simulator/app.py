@@ -24,13 +24,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from watcher.simulator.accounts import Account, Accounts, RateVerdict
+from watcher.simulator.changes import StageError
 from watcher.simulator.clock import SIM_START, SimClock, iso, parse_iso
 from watcher.simulator.entities import Json
 from watcher.simulator.faults import FaultMiddleware, FaultPlan
 from watcher.simulator.params import WorldParams
 from watcher.simulator.query import FieldError, ListQuery, parse_body, parse_query_string, select
 from watcher.simulator.responses import error_response, json_response, new_request_id
-from watcher.simulator.world import StageError, World
+from watcher.simulator.world import World
 
 DEFAULT_API_KEY = "tt_sim_demo"
 TICK_SECONDS = 0.25

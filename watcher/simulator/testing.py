@@ -12,7 +12,9 @@ it answers (polling with a deadline, never a fixed sleep), and stops cleanly on 
 
 from __future__ import annotations
 
+import functools
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -112,7 +114,9 @@ def running_simulator(
     )
     app = create_app(config)
     quiet_reset_faults()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on sockets that name it, and
+    # without it every response waits ~40 ms for a delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -125,13 +129,23 @@ def running_simulator(
     thread.start()
     base_url = f"http://127.0.0.1:{port}"
     try:
-        with httpx.Client(base_url=base_url, timeout=30.0) as http:
+        with httpx.Client(base_url=base_url, timeout=30.0, verify=tls_context()) as http:
             _wait_ready(http, thread)
             yield SimHandle(base_url, config.api_keys[0], http)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """One shared default TLS context: each new one costs tens of ms to load certificates.
+
+    The simulator speaks plain HTTP; httpx builds a context for every client anyway, so
+    tests creating many clients pass ``verify=tls_context()`` to stay fast.
+    """
+    return ssl.create_default_context()
 
 
 def _wait_ready(http: httpx.Client, thread: threading.Thread) -> None:

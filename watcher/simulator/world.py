@@ -17,10 +17,10 @@ import bisect
 import itertools
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from random import Random
 
+from watcher.simulator.changes import Change, Staged, parse_item_id, staged_change
 from watcher.simulator.clock import DAY, SIM_START, iso, midnight_on_or_before
 from watcher.simulator.entities import Json, Profile, Shop, SimItem, detail_extras, item_json
 from watcher.simulator.generate import Generator
@@ -29,7 +29,6 @@ from watcher.simulator.params import WorldParams
 from watcher.simulator.vocab import NICHES
 
 RANK_DAYS = (3, 7, 14, 30)
-STAGE_KINDS = ("new_item", "pin", "unpin", "stop", "resume", "remove", "rank")
 FOLLOWS_PER_VIEW = 0.002
 
 SortKey = Callable[[SimItem], float]
@@ -47,56 +46,6 @@ SORT_KEYS: dict[str, SortKey] = {
 }
 
 
-class StageError(Exception):
-    """A staged change was refused; ``status`` is the HTTP status to answer with."""
-
-    def __init__(self, status: int, message: str) -> None:
-        self.status = status
-        super().__init__(message)
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One truth-log entry; the item's identity fields never change, so it is kept by ref."""
-
-    at: datetime
-    kind: str
-    item: SimItem
-    before: object
-    after: object
-
-    def to_json(self, at: str) -> Json:
-        """The entry as ``GET /_sim/truth`` serves it; ``at`` is the formatted instant."""
-        item = self.item
-        return {
-            "at": at,
-            "kind": self.kind,
-            "itemId": item.id,
-            "tiktokId": str(item.tiktok_id),
-            "type": item.type,
-            "handle": item.profile.handle,
-            "shopId": item.shop.id if item.shop else None,
-            "hashtags": list(item.hashtags),
-            "before": self.before,
-            "after": self.after,
-        }
-
-
-@dataclass(slots=True)
-class Staged:
-    """A change waiting for the next refresh."""
-
-    kind: str
-    item: SimItem
-    rank: int | None = None
-
-
-def parse_item_id(ident: str) -> int | None:
-    """The numeric tiktokId of ``tiktok_<digits>`` or bare ``<digits>``, else None."""
-    digits = ident.removeprefix("tiktok_")
-    return int(digits) if digits.isdigit() and len(digits) < 30 else None
-
-
 class World:
     """Every shop, profile and item, the staged changes and the truth log."""
 
@@ -111,10 +60,10 @@ class World:
         self.params = params or WorldParams()
         self.seed = seed
         self.documented_only = documented_only
-        self._rng = Random(seed)
-        self._generator = Generator(self._rng, self.params)
+        self.rng = Random(seed)
+        self.generator = Generator(self.rng, self.params)
         self.last_refresh = midnight_on_or_before(start)
-        genesis = self._generator.genesis(self.last_refresh)
+        genesis = self.generator.genesis(self.last_refresh)
         self.shops: dict[str, Shop] = {shop.id: shop for shop in genesis.shops}
         self.profiles: dict[str, Profile] = {p.handle: p for p in genesis.profiles}
         self.items: dict[int, SimItem] = {item.tiktok_id: item for item in genesis.items}
@@ -141,7 +90,7 @@ class World:
         history: list[tuple[SimItem, list[int]]] = []
         for item in self.items.values():
             record: list[int] = []
-            grow(item, self.last_refresh, self._rng, detailed_days=days + 7, record=record)
+            grow(item, self.last_refresh, self.rng, detailed_days=days + 7, record=record)
             sums = [0, *itertools.accumulate(record)]
             history.append((item, sums))
             item.in_index = True
@@ -180,7 +129,7 @@ class World:
         gains: dict[int, int] = {}
         for item in self.items.values():
             if item.in_index:
-                gains[item.tiktok_id] = grow(item, at, self._rng)
+                gains[item.tiktok_id] = grow(item, at, self.rng)
                 self._tick_days(item, at)
                 if self.documented_only:
                     item.updated_at = at
@@ -210,7 +159,7 @@ class World:
 
     def _evolve(self, at: datetime, targeted: set[int]) -> None:
         """The world's own changes at one refresh; staged targets are left alone."""
-        rng = self._rng
+        rng = self.rng
         params = self.params
         for item in list(self.items.values()):
             if item.tiktok_id in targeted:
@@ -239,8 +188,8 @@ class World:
         for profile in self.profiles.values():
             rate = params.new_item_rate if profile.shop else params.creator_post_rate
             if rng.random() < rate:
-                lag = self._generator.index_lag()
-                self._index_new(self._generator.item(profile, at - lag, at), at)
+                lag = self.generator.index_lag()
+                self._index_new(self.generator.item(profile, at - lag, at), at)
 
     def _apply(self, change: Staged, at: datetime) -> None:
         item = change.item
@@ -257,7 +206,7 @@ class World:
 
     def _index_new(self, item: SimItem, at: datetime) -> None:
         item.in_index = True
-        grow(item, at, self._rng)
+        grow(item, at, self.rng)
         item.days_running = max(0, (at - item.published_at).days)
         self.items[item.tiktok_id] = item
         item.profile.items.append(item)
@@ -268,7 +217,7 @@ class World:
     def _restore(self, item: SimItem, at: datetime) -> None:
         item.in_index = True
         item.indexed_at = item.updated_at = at
-        grow(item, at, self._rng)
+        grow(item, at, self.rng)
         self._log(at, "restored", item, None, item.status)
 
     def _remove(self, item: SimItem, at: datetime) -> None:
@@ -381,65 +330,13 @@ class World:
         return self.items.get(tiktok_id) if tiktok_id is not None else None
 
     def stage(self, kind: str, fields: Mapping[str, object]) -> str:
-        """Queue a change for the next refresh; returns the item id it concerns."""
-        if kind not in STAGE_KINDS:
-            raise StageError(400, f"kind must be one of {', '.join(STAGE_KINDS)}")
-        if kind == "new_item":
-            new = self._staged_item(fields)
-            self._staged.append(Staged(kind, new))
-            return new.id
-        allowed = {"itemId", "rank"} if kind == "rank" else {"itemId"}
-        _check_keys(fields, allowed)
-        ident = fields.get("itemId")
-        item = self.find(ident) if isinstance(ident, str) else None
-        if item is None:
-            raise StageError(404, f"no item {ident!r}")
-        if kind in ("stop", "resume") and item.type != "ad":
-            raise StageError(400, "only ads stop and resume")
-        rank = fields.get("rank")
-        if kind == "rank" and (not isinstance(rank, int) or isinstance(rank, bool) or rank < 1):
-            raise StageError(400, "rank must be an integer >= 1")
-        self._staged.append(Staged(kind, item, rank if isinstance(rank, int) else None))
-        return item.id
+        """Queue a change for the next refresh; returns the item id it concerns.
 
-    def _staged_item(self, fields: Mapping[str, object]) -> SimItem:
-        _check_keys(fields, {"type", "handle", "shopId", "hashtags", "caption", "indexLagHours"})
-        kind = fields.get("type", "ad")
-        if kind not in ("ad", "organic"):
-            raise StageError(400, "type must be ad or organic")
-        shop = None
-        shop_id = fields.get("shopId")
-        if shop_id is not None:
-            shop = self.shops.get(str(shop_id))
-            if shop is None:
-                raise StageError(404, f"no shop {shop_id!r}")
-        handle = fields.get("handle")
-        if handle is not None:
-            profile = self.profiles.get(str(handle).lstrip("@"))
-            if profile is None:
-                raise StageError(404, f"no profile {handle!r}")
-        else:
-            pool = [p for p in self.profiles.values() if p.shop and (not shop or p.shop is shop)]
-            profile = self._rng.choice(pool or list(self.profiles.values()))
-        hashtags = fields.get("hashtags")
-        if hashtags is not None and not (
-            isinstance(hashtags, list) and all(isinstance(tag, str) for tag in hashtags)
-        ):
-            raise StageError(400, "hashtags must be a list of strings")
-        caption = fields.get("caption")
-        if caption is not None and not isinstance(caption, str):
-            raise StageError(400, "caption must be a string")
-        lag_hours = fields.get("indexLagHours")
-        if lag_hours is None:
-            lag = self._generator.index_lag()
-        elif isinstance(lag_hours, int | float) and not isinstance(lag_hours, bool):
-            lag = timedelta(hours=max(0.0, float(lag_hours)))
-        else:
-            raise StageError(400, "indexLagHours must be a number")
-        at = self.next_refresh
-        return self._generator.item(
-            profile, at - lag, at, kind=str(kind), shop=shop, caption=caption, hashtags=hashtags
-        )
+        Raises ``StageError`` for an unknown kind, field, item, profile or shop.
+        """
+        change = staged_change(self, kind, fields)
+        self._staged.append(change)
+        return change.item.id
 
     # reading
 
@@ -522,9 +419,3 @@ def sort_items(items: Iterable[SimItem], sort_by: str, descending: bool) -> list
     if descending:
         return sorted(items, key=lambda i: (key(i), i.tiktok_id), reverse=True)
     return sorted(items, key=lambda i: (key(i), -i.tiktok_id))
-
-
-def _check_keys(fields: Mapping[str, object], allowed: set[str]) -> None:
-    unknown = sorted(set(fields) - allowed)
-    if unknown:
-        raise StageError(400, f"unknown field(s): {', '.join(unknown)}")
