@@ -371,6 +371,11 @@ SCENARIOS = [
         ),
         known=(V1, A1),
     ),
+    Scenario(
+        "no status inference in the very poll that shows updatedAt is not exact",
+        (Poll(11, changed=(at(A3, 11), at(A2, 11), at(V1, 11))),),
+        known=(V1,),
+    ),
     # rank jumps
     Scenario(
         "a climb of exactly min_climb jumps",
@@ -551,6 +556,11 @@ SCENARIOS = [
             ),
         ),
         rules={"language": "en"},
+    ),
+    Scenario(
+        "an item of unknown type in an ads-only scope is a new ad",
+        (Poll(11, changed=(replace(NEW_A, type=None),), expect=(("new_ad", NEW_A.id),)),),
+        rules={"type": ItemType.AD},
     ),
     Scenario(
         "the type filter drops the other type",

@@ -185,7 +185,8 @@ class _Detector:
         return updated
 
     def new_kind(self, item: Item) -> EventKind:
-        return EventKind.NEW_AD if item.type == ItemType.AD else EventKind.NEW_VIDEO
+        kind = item.type or self.rules.type  # a type-filtered scope knows what it holds
+        return EventKind.NEW_AD if kind == ItemType.AD else EventKind.NEW_VIDEO
 
     def announce_new(self, item: Item) -> None:
         self.emit(self.new_kind(item), item, "new", views=item.views)
@@ -317,10 +318,16 @@ class _Detector:
 def detect(rules: Rules, state: WatchState, obs: Observation) -> Detection:
     """Compare one poll's observation with the watch's memory; return events and memory."""
     run = _Detector(rules, state, obs)
+    # Known items first: they reveal an inexact updatedAt before any status is inferred
+    # for the unknown ones read in the same poll.
     for item in obs.changed:
-        run.changed(item)
+        if item.id in state.items:
+            run.changed(item)
     for item in obs.rechecked:
         run.rechecked(item)
+    for item in obs.changed:
+        if item.id not in state.items:
+            run.changed(item)
     for item_id in obs.gone:
         run.gone(item_id)
     if obs.tracked is not None:
