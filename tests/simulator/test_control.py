@@ -201,3 +201,15 @@ def test_running_clock_refreshes_by_itself() -> None:
             attempts -= 1
         assert sim.world()["refreshes"] > 0  # type: ignore[operator]
         assert sim.now() > first
+
+
+def test_fault_slow_delays_then_answers(sim: SimHandle) -> None:
+    """A slow fault answers normally after the configured delay."""
+    response = httpx.post(
+        sim.base_url + "/_sim/faults", json={"rate": 1.0, "kinds": ["slow"], "slowSeconds": 0.2}
+    )
+    assert response.status_code == 200
+    with client_for(sim) as client:
+        answer = client.get(LIST, params={"limit": 1})
+    assert answer.status_code == 200
+    assert answer.elapsed.total_seconds() >= 0.2

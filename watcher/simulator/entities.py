@@ -128,6 +128,8 @@ class SearchText:
     name: str
     hashtags: frozenset[str]
     music: str
+    everything: str
+    """Caption, handle, name and music in one string, for the ``all`` area."""
 
 
 @dataclass(slots=True)
@@ -205,12 +207,14 @@ class SimItem:
         """The lower-cased text search matches against, computed on first use."""
         if self.search is None:
             music = f"{self.music.title} {self.music.author}" if self.music else ""
+            parts = (self.caption, self.profile.handle, self.profile.name, music)
             self.search = SearchText(
-                caption=self.caption.lower(),
-                handle=self.profile.handle.lower(),
-                name=self.profile.name.lower(),
+                caption=parts[0].lower(),
+                handle=parts[1].lower(),
+                name=parts[2].lower(),
                 hashtags=frozenset(tag.lower() for tag in self.hashtags),
                 music=music.lower(),
+                everything="\n".join(parts).lower(),
             )
         return self.search
 

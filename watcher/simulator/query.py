@@ -289,10 +289,12 @@ def _keyword_matcher(area: str, keyword: str) -> Predicate:
     def music(item: SimItem) -> bool:
         return word in item.search_text().music
 
+    def anywhere(item: SimItem) -> bool:
+        text = item.search_text()
+        return word in text.everything or handle in text.handle or tag in text.hashtags
+
     areas = {"caption": caption, "profile": profile, "hashtag": hashtag, "music": music}
-    if area in areas:
-        return areas[area]
-    return lambda item: caption(item) or profile(item) or hashtag(item) or music(item)
+    return areas.get(area, anywhere)
 
 
 def _filters(q: ListQuery) -> list[Predicate]:
@@ -322,6 +324,19 @@ def _filters(q: ListQuery) -> list[Predicate]:
     return checks
 
 
+def _matching_ids(world: World, area: str, keyword: str) -> frozenset[int]:
+    """Ids of every item ``keyword`` matches in ``area``; cached until new items arrive."""
+    cache_key = (area, keyword.lower())
+    count = len(world.items)
+    cached = world.search_cache.get(cache_key)
+    if cached is None or cached[0] != count:
+        matcher = _keyword_matcher(area, keyword)
+        ids = frozenset(tid for tid, item in world.items.items() if matcher(item))
+        cached = (count, ids)
+        world.search_cache[cache_key] = cached
+    return cached[1]
+
+
 def select(world: World, query: ListQuery, shop_id: str | None = None) -> tuple[list[SimItem], int]:
     """The requested page of indexed items and the total number matching."""
     descending = query.order == "desc"
@@ -331,12 +346,17 @@ def select(world: World, query: ListQuery, shop_id: str | None = None) -> tuple[
     else:
         pool = world.sorted_items(query.sort_by, descending)
     checks = _filters(query)
-    matches = [item for item in pool if all(check(item) for check in checks)]
+    matches = [item for item in pool if all(check(item) for check in checks)] if checks else pool
     if query.search and shop_id is None:
-        matchers = [_keyword_matcher(query.search_area, word) for word in query.search]
-        scored = [(sum(1 for m in matchers if m(item)), item) for item in matches]
-        needed = len(matchers) if query.keyword_mode == "all" else 1
-        scored = [(score, item) for score, item in scored if score >= needed]
+        hits = [_matching_ids(world, query.search_area, word) for word in query.search]
+        needed = len(hits) if query.keyword_mode == "all" else 1
+        scored = []
+        for item in matches:
+            score = 0
+            for ids in hits:
+                score += item.tiktok_id in ids
+            if score >= needed:
+                scored.append((score, item))
         if query.sort_by == "relevance":
             scored.sort(key=lambda pair: pair[0], reverse=descending)
         matches = [item for _, item in scored]

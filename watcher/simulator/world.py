@@ -78,6 +78,8 @@ class World:
         self._rank_days: deque[dict[int, int]] = deque(maxlen=max(RANK_DAYS) + 1)
         self._json_cache: dict[int, Json] = {}
         self._sorted_cache: dict[tuple[str, str], list[SimItem]] = {}
+        self.search_cache: dict[tuple[str, str], tuple[int, frozenset[int]]] = {}
+        """(area, keyword) -> (item count when computed, ids matching): text never changes."""
         self._warm_up()
 
     def _warm_up(self) -> None:
