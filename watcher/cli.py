@@ -263,7 +263,9 @@ def simulate(
 @cli.command()
 def demo() -> None:
     """Zero-config tour: simulator, demo config and daemon; alerts print here."""
-    _not_built("demo")
+    from watcher.demo import run_demo
+
+    sys.exit(run_demo())
 
 
 def main() -> None:

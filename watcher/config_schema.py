@@ -51,7 +51,7 @@ DEFAULT_BASE_URL = "https://api.trendtrack.io"
 DEFAULT_DATABASE = "sqlite:///watcher.db"
 TARGET_KEYS = ("shop", "hashtag", "handle", "search", "query")
 _NAME = re.compile(r"[A-Za-z0-9._-]+")
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
+_URL = re.compile(r"console://\S*|[A-Za-z][A-Za-z0-9+.-]*://\S+")  # console:// prints here
 
 
 def _duration(value: object) -> timedelta:

@@ -95,10 +95,11 @@ def first_run_time(
 
     PURE. Overdue means never polled, or the schedule fired since the last poll.
     """
-    soon = now + timedelta(seconds=rng() * MAX_START_SPREAD)
+    every = watch.schedule.every
+    spread = min(MAX_START_SPREAD, every.total_seconds()) if every else MAX_START_SPREAD
+    soon = now + timedelta(seconds=rng() * spread)
     if last_poll is None:
         return soon
-    every = watch.schedule.every
     if every is not None:
         due = last_poll + every
         return soon if due <= now else max(due, soon)
