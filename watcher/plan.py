@@ -52,22 +52,8 @@ DOUBLING_LIMITS = (1, 2, 4, 8, 16, 32)
 """Fallback paging: after the 1-row probe, page 2 at these limits covers offsets 1..63."""
 
 _OURS = frozenset({"sortBy", "order", "page", "limit", "updatedAfter"})
+"""Body keys the plan sets itself; a user's raw query may not steer paging or order."""
 _FILTERED_CLIENT_SIDE = frozenset({"status", "minViews"})
-_TYPED_BODY_KEYS = {
-    "search": "search",
-    "keywordMode": "keyword_mode",
-    "searchArea": "search_area",
-    "type": "type",
-    "status": "status",
-    "pinned": "pinned",
-    "minViews": "min_views",
-    "maxViews": "max_views",
-    "minLikes": "min_likes",
-    "minEngagementRate": "min_engagement_rate",
-    "language": "language",
-    "publishedAfter": "published_after",
-    "publishedBefore": "published_before",
-}
 
 Params = ListParams | QueryBody
 
@@ -88,16 +74,7 @@ def _type(value: str) -> str | None:
 
 
 def _body_from_query(query: Mapping[str, object], drop: frozenset[str]) -> QueryBody:
-    typed: dict[str, object] = {}
-    extra: dict[str, object] = {}
-    for key, value in query.items():
-        if key in _OURS or key in drop:
-            continue
-        if key in _TYPED_BODY_KEYS:
-            typed[_TYPED_BODY_KEYS[key]] = value
-        else:
-            extra[key] = value
-    return QueryBody(**typed, extra=extra)  # type: ignore[arg-type]
+    return QueryBody.from_json({k: v for k, v in query.items() if k not in _OURS | drop})
 
 
 def feed_scope(watch: Watch) -> Scope:
@@ -105,46 +82,43 @@ def feed_scope(watch: Watch) -> Scope:
     so items crossing those boundaries keep showing their changes."""
     target = watch.target
     kind = _type(watch.type)
+    typed = {"type": kind} if kind else {}
     if target.kind == "shop":
-        return Scope(ListParams(type=kind), shop_id=target.value)  # type: ignore[arg-type]
-    if target.kind == "hashtag":
-        return Scope(ListParams(search=(target.value,), search_area="hashtag", type=kind))  # type: ignore[arg-type]
-    if target.kind == "handle":
-        return Scope(ListParams(search=(target.value,), search_area="profile", type=kind))  # type: ignore[arg-type]
+        return Scope(ListParams.from_json(typed), shop_id=target.value)
+    if target.kind in {"hashtag", "handle"}:
+        area = "hashtag" if target.kind == "hashtag" else "profile"
+        return Scope(ListParams.from_json({"search": [target.value], "searchArea": area, **typed}))
     if target.kind == "search":
         return Scope(
-            QueryBody(
-                search=target.values,
-                search_area=target.search_area,  # type: ignore[arg-type]
-                keyword_mode=target.keyword_mode,  # type: ignore[arg-type]
-                type=kind,  # type: ignore[arg-type]
+            QueryBody.from_json(
+                {
+                    "search": list(target.values),
+                    "searchArea": target.search_area,
+                    "keywordMode": target.keyword_mode,
+                    **typed,
+                }
             )
         )
-    body = _body_from_query(target.query or {}, _FILTERED_CLIENT_SIDE)
-    if kind is not None and body.type is None:
-        body = replace(body, type=kind)  # type: ignore[arg-type]
-    return Scope(body)
+    query = dict(target.query or {})
+    if kind is not None:
+        query.setdefault("type", kind)
+    return Scope(_body_from_query(query, _FILTERED_CLIENT_SIDE))
 
 
 def tracked_scope(watch: Watch) -> Scope:
     """The rank tracked set: the ``track`` most-viewed active items of the watch's scope
     (a raw query keeps its own metric filters, which define its universe)."""
     limit = min(watch.rank_jump.track, MAX_LIMIT)
-    changes: dict[str, object] = {
-        "sort_by": "views",
-        "order": "desc",
-        "status": "active",
-        "page": 1,
-        "limit": limit,
-    }
+    changes = {"sortBy": "views", "order": "desc", "status": "active", "page": 1, "limit": limit}
     if watch.target.kind == "query":
-        body = _body_from_query(watch.target.query or {}, frozenset())
+        query = {k: v for k, v in (watch.target.query or {}).items() if k not in _OURS}
         kind = _type(watch.type)
-        if kind is not None and body.type is None:
-            changes["type"] = kind
-        return Scope(replace(body, **changes))  # type: ignore[arg-type]
+        if kind is not None:
+            query.setdefault("type", kind)
+        return Scope(QueryBody.from_json({**query, **changes}))
     scope = feed_scope(watch)
-    return Scope(scope.with_(**changes), scope.shop_id)
+    wire = {"sort_by": "views", "order": "desc", "status": "active", "page": 1, "limit": limit}
+    return Scope(scope.with_(**wire), scope.shop_id)
 
 
 def rules_for(watch: Watch) -> Rules:
