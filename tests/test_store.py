@@ -17,10 +17,13 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -28,7 +31,7 @@ import watcher.store
 from watcher.detect import Detection, Seen, WatchState, event_key
 from watcher.errors import StoreError
 from watcher.models import Event, EventKind, Item, ItemStatus, ItemType
-from watcher.store import PollRecord, Routes, Store
+from watcher.store import SCHEMA_HEAD, PollRecord, Routes, Store
 
 T0 = datetime(2026, 4, 1, tzinfo=UTC)
 ROUTES: Routes = {
@@ -716,3 +719,20 @@ def test_a_killed_process_leaves_every_poll_whole(tmp_path: Path) -> None:
             for stream in (child.stdout, child.stderr):
                 if stream is not None:
                     stream.close()
+
+
+def test_schema_head_constant_matches_the_latest_migration() -> None:
+    """SCHEMA_HEAD (which lets a current database skip alembic) names the real head."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files("watcher") / "migrations"))
+    assert ScriptDirectory.from_config(cfg).get_current_head() == SCHEMA_HEAD
+
+
+def test_reopening_a_current_database_reports_its_version(tmp_path: Path) -> None:
+    """A migrated database reports the head revision, a new one none."""
+    fresh = Store(f"sqlite:///{tmp_path / 'new.db'}", migrate=False)
+    assert fresh.schema_version() is None
+    fresh.close()
+    store = Store(f"sqlite:///{tmp_path / 'new.db'}")
+    assert store.schema_version() == SCHEMA_HEAD
+    store.close()

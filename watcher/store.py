@@ -18,10 +18,7 @@ from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.util import CommandError
-from sqlalchemy import Engine, and_, delete, event, func, or_, update
+from sqlalchemy import Engine, and_, delete, event, func, inspect, or_, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, create_engine, select
@@ -39,6 +36,9 @@ from watcher.store_tables import (
     PollRow,
     WatchRow,
 )
+
+SCHEMA_HEAD = "0001"
+"""The latest migration's revision; ``tests/test_store.py`` checks it against alembic."""
 
 Routes = Mapping[EventKind, Sequence[tuple[str, int]]]
 """For each event kind, the (notifier name, number of URLs) its deliveries go to."""
@@ -200,7 +200,16 @@ class Store:
         return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
 
     def migrate(self) -> None:
-        """Bring the schema to the latest version (alembic, batch mode for SQLite)."""
+        """Bring the schema to the latest version (alembic, batch mode for SQLite).
+
+        A database already at ``SCHEMA_HEAD`` skips alembic (and its import time) entirely.
+        """
+        if self.schema_version() == SCHEMA_HEAD:
+            return
+        from alembic import command  # noqa: PLC0415  # only needed when the schema moves
+        from alembic.config import Config  # noqa: PLC0415
+        from alembic.util import CommandError  # noqa: PLC0415
+
         cfg = Config()
         cfg.set_main_option("script_location", str(resources.files("watcher") / "migrations"))
         with self._write_lock, self.engine.begin() as connection:
@@ -209,6 +218,14 @@ class Store:
                 command.upgrade(cfg, "head")
             except CommandError as exc:  # e.g. a database written by a newer watcher
                 raise StoreError(f"cannot migrate the state database: {exc}") from exc
+
+    def schema_version(self) -> str | None:
+        """The alembic revision the database is at, or None for a new database."""
+        with self.engine.connect() as connection:
+            if not inspect(connection).has_table("alembic_version"):
+                return None
+            row = connection.execute(text("SELECT version_num FROM alembic_version")).first()
+            return str(row[0]) if row else None
 
     def close(self) -> None:
         self.engine.dispose()
