@@ -178,6 +178,27 @@ def test_noisy_libraries_are_quiet_unless_verbose() -> None:
     assert logging.getLogger("watcher.run").isEnabledFor(logging.DEBUG)
 
 
+def test_quiet_mode_keeps_only_warnings() -> None:
+    """One-shot commands (quiet) log warnings only, and only the libraries' errors."""
+    setup_logging("text", quiet=True)
+    assert not logging.getLogger("watcher.notify").isEnabledFor(logging.INFO)
+    assert logging.getLogger("watcher.notify").isEnabledFor(logging.WARNING)
+    assert not logging.getLogger("apprise").isEnabledFor(logging.WARNING)
+    setup_logging("text", verbose=True, quiet=True)
+    assert logging.getLogger("apprise").isEnabledFor(logging.DEBUG)
+
+
+@pytest.mark.parametrize(
+    ("command", "level"),
+    [("run", logging.INFO), ("simulate", logging.INFO), ("status", logging.WARNING)],
+)
+def test_cli_logs_info_only_for_services(command: str, level: int) -> None:
+    """`run` and `simulate` log their work; one-shot commands only warnings."""
+    result = CliRunner().invoke(cli, [command, "--help"])
+    assert result.exit_code == 0
+    assert logging.getLogger().level == level
+
+
 def test_setup_is_idempotent_and_rejects_unknown_formats() -> None:
     """Calling setup twice leaves one handler; an unknown format is a ValueError."""
     first = setup_logging("text")

@@ -62,7 +62,9 @@ def cli(ctx: click.Context, config: str | None, log_format: str, verbose: bool) 
     ctx.obj["verbose"] = verbose
     from watcher.logs import setup_logging
 
-    setup_logging(log_format, verbose)
+    # Services log their work; one-shot commands report on stdout and log only warnings.
+    quiet = ctx.invoked_subcommand not in {"run", "simulate", "demo"}
+    setup_logging(log_format, verbose, quiet=quiet)
 
 
 @cli.command()

@@ -206,11 +206,15 @@ class _StderrHandler(logging.StreamHandler[TextIO]):
         pass
 
 
-def setup_logging(fmt: LogFormat | str = "text", verbose: bool = False) -> logging.Handler:
+def setup_logging(
+    fmt: LogFormat | str = "text", verbose: bool = False, *, quiet: bool = False
+) -> logging.Handler:
     """Route every log record through one redacting handler on stderr; idempotent.
 
     ``fmt`` is ``text`` (for people) or ``json`` (JSON lines for log shippers);
-    ``verbose`` logs debug detail, the libraries' included.
+    ``verbose`` logs debug detail, the libraries' included. ``quiet`` is for one-shot
+    commands that print their own report on stdout: only warnings (and only the
+    libraries' errors, which the report already covers) reach stderr.
     """
     if fmt not in ("text", "json"):
         raise ValueError(f"unknown log format {fmt!r}: text or json")
@@ -221,7 +225,13 @@ def setup_logging(fmt: LogFormat | str = "text", verbose: bool = False) -> loggi
     handler.addFilter(RedactFilter())
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root.addHandler(handler)
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    if verbose:
+        root_level, library_level = logging.DEBUG, logging.NOTSET
+    elif quiet:
+        root_level, library_level = logging.WARNING, logging.ERROR
+    else:
+        root_level, library_level = logging.INFO, logging.WARNING
+    root.setLevel(root_level)
     for name in NOISY_LOGGERS:
-        logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.WARNING)
+        logging.getLogger(name).setLevel(library_level)
     return handler
