@@ -17,6 +17,7 @@ from watcher.logs import (
     clear_secrets,
     redact,
     register_secret,
+    register_secrets,
     setup_logging,
 )
 
@@ -159,6 +160,12 @@ def test_register_secret_ignores_empty_and_tiny_values() -> None:
     register_secret(None)
     register_secret("ab")
     assert redact("about a tab") == "about a tab"
+
+
+def test_register_secrets_takes_many_values() -> None:
+    """The API key and every notifier URL can be registered in one call."""
+    register_secrets(["key-one-abc", None, "json://hooks.example/xyz"])
+    assert redact("key-one-abc to json://hooks.example/xyz") == "*** to ***"
 
 
 def test_register_secret_covers_the_url_quoted_form() -> None:

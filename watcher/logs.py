@@ -15,7 +15,7 @@ import logging
 import re
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Literal, TextIO
 from urllib.parse import quote
@@ -100,6 +100,12 @@ def register_secret(value: str | None) -> None:
         _secrets.update({value, quote(value, safe="")})
         ordered = sorted(_secrets, key=len, reverse=True)
         _secrets_re = re.compile("|".join(re.escape(s) for s in ordered))
+
+
+def register_secrets(values: Iterable[str | None]) -> None:
+    """``register_secret`` for each value (e.g. the API key and every notifier URL)."""
+    for value in values:
+        register_secret(value)
 
 
 def clear_secrets() -> None:
