@@ -14,6 +14,7 @@ from typing import TextIO
 
 from watcher.config import Settings, Watch, load_settings
 from watcher.errors import ConfigError, ConfigProblem
+from watcher.logs import register_secrets
 from watcher.outbox import FlushReport, Outbox
 from watcher.poller import PollOutcome
 from watcher.render import TEXT, Renderer
@@ -23,7 +24,17 @@ from watcher.trendtrack import TrendTrackClient
 
 
 def settings_from(path: Path, env: Mapping[str, str] | None = None) -> Settings:
-    return load_settings(path, dict(os.environ) if env is None else env)
+    """Load the config and register its secrets with the log redactor."""
+    settings = load_settings(path, dict(os.environ) if env is None else env)
+    register_settings_secrets(settings)
+    return settings
+
+
+def register_settings_secrets(settings: Settings) -> None:
+    """The API key and every notifier URL never reach a log line, even by accident."""
+    key = settings.api.api_key.get_secret_value() if settings.api.api_key else None
+    urls = [u.get_secret_value() for n in settings.notifiers.values() for u in n.urls]
+    register_secrets([key, *urls])
 
 
 def open_store(settings: Settings) -> Store:

@@ -102,12 +102,12 @@ def once(ctx: click.Context, watches: tuple[str, ...], dry_run: bool) -> None:
 @click.pass_context
 def check(ctx: click.Context) -> None:
     """Validate the config and its templates; show schedules and estimated credits."""
+    from watcher import app
     from watcher.check import format_check_report, planned_estimate
-    from watcher.config import load_settings
     from watcher.errors import ConfigError
 
     try:
-        settings = load_settings(ctx.obj["config"], os.environ)
+        settings = app.settings_from(ctx.obj["config"])
     except ConfigError as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
@@ -128,11 +128,11 @@ def check(ctx: click.Context) -> None:
 @click.pass_context
 def test_notify(ctx: click.Context, notifiers: tuple[str, ...]) -> None:
     """Send one test alert through each (or the named) notifier; report per URL."""
-    from watcher.config import load_settings
+    from watcher import app
     from watcher.notify import send_to_notifier
     from watcher.render import Renderer, channel_for_url
 
-    settings = load_settings(ctx.obj["config"], os.environ)
+    settings = app.settings_from(ctx.obj["config"])
     names = notifiers or tuple(settings.notifiers)
     unknown = [name for name in names if name not in settings.notifiers]
     if unknown:
@@ -157,7 +157,7 @@ def test_notify(ctx: click.Context, notifiers: tuple[str, ...]) -> None:
 @click.pass_context
 def render(ctx: click.Context, event: str, notifier: str | None) -> None:
     """Render the template for EVENT against a realistic sample; print title and body."""
-    from watcher.config import load_settings
+    from watcher import app
     from watcher.models import EventKind
     from watcher.render import TEXT, Renderer, channel_for_url, sample_event
 
@@ -166,7 +166,7 @@ def render(ctx: click.Context, event: str, notifier: str | None) -> None:
     path: Path = ctx.obj["config"]
     channel, renderer = TEXT, Renderer()
     if path.exists():
-        settings = load_settings(path, os.environ)
+        settings = app.settings_from(path)
         renderer = Renderer(settings.templates_dir)
         if notifier is not None:
             if notifier not in settings.notifiers:
@@ -188,7 +188,7 @@ def events(ctx: click.Context, watch: str | None, since: str, as_json: bool) -> 
     """Show detected events, newest first, with their delivery state."""
     from datetime import UTC, datetime
 
-    from watcher.config import load_settings
+    from watcher import app
     from watcher.schedule import parse_duration
     from watcher.status import events_json_lines, format_events, read_events
     from watcher.store import Store
@@ -197,7 +197,7 @@ def events(ctx: click.Context, watch: str | None, since: str, as_json: bool) -> 
         window = parse_duration(since)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--since") from None
-    settings = load_settings(ctx.obj["config"], os.environ)
+    settings = app.settings_from(ctx.obj["config"])
     store = Store(settings.state.database)
     try:
         views = read_events(store, datetime.now(UTC), window, watch)
@@ -221,11 +221,11 @@ def status(ctx: click.Context, as_json: bool) -> None:
     import json
     from datetime import UTC, datetime
 
-    from watcher.config import load_settings
+    from watcher import app
     from watcher.status import build_status, format_status, status_json
     from watcher.store import Store
 
-    settings = load_settings(ctx.obj["config"], os.environ)
+    settings = app.settings_from(ctx.obj["config"])
     store = Store(settings.state.database)
     try:
         report = build_status(settings, store, datetime.now(UTC))
