@@ -226,6 +226,17 @@ def test_environment_overrides_and_fallbacks() -> None:
     assert own.api.api_key.get_secret_value() == "tt_live_file"
 
 
+def test_health_endpoint_from_environment() -> None:
+    """WATCHER_HEALTH_PORT / _HOST turn the health endpoint on without editing the file."""
+    text = "version: 1\nhealth: {port: 9100}\n"
+    assert parse(text).health.port == 9100
+    settings = parse(text, env={"WATCHER_HEALTH_PORT": "8080", "WATCHER_HEALTH_HOST": "0.0.0.0"})
+    assert (settings.health.port, settings.health.host) == (8080, "0.0.0.0")
+    assert parse("version: 1\n").health.port is None
+    found = problems("version: 1\n", env={"WATCHER_HEALTH_PORT": "http"})
+    assert [p.message.split(":")[0] for p in found] == ["WATCHER_HEALTH_PORT"]
+
+
 def test_bad_base_url_from_environment_is_reported() -> None:
     """An unusable TRENDTRACK_BASE_URL is a problem naming the variable."""
     found = problems("version: 1\n", env={"TRENDTRACK_BASE_URL": "localhost"})

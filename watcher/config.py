@@ -128,10 +128,10 @@ def parse_settings(
         for error in exc.errors():
             path = _key_path(loaded, error["loc"])
             report(path, _message(error, path, loaded))
-    base_url, database = _env_overrides(model, env, filename, problems)
+    base_url, database, health = _env_overrides(model, env, filename, problems)
     if model is None or problems:
         raise ConfigError(_ordered(problems))
-    settings = _build(model, env, base_url, database, base_dir or Path.cwd(), report_at)
+    settings = _build(model, env, base_url, database, health, base_dir or Path.cwd(), report_at)
     if problems:
         raise ConfigError(_ordered(problems))
     return settings
@@ -144,7 +144,10 @@ def _ordered(problems: list[ConfigProblem]) -> list[ConfigProblem]:
 
 def _env_overrides(
     model: ConfigModel | None, env: Mapping[str, str], filename: str, problems: list[ConfigProblem]
-) -> tuple[str, str]:
+) -> tuple[str, str, HealthSettings]:
+    """The environment's overrides: ``TRENDTRACK_BASE_URL``, ``WATCHER_DB`` and
+    ``WATCHER_HEALTH_PORT`` / ``WATCHER_HEALTH_HOST`` (the container serves ``/healthz``
+    without the user's file saying so)."""
     base_url = env.get("TRENDTRACK_BASE_URL") or (model.api.base_url if model else "")
     if env.get("TRENDTRACK_BASE_URL"):
         try:
@@ -152,7 +155,16 @@ def _env_overrides(
         except ValueError as exc:
             problems.append(ConfigProblem(filename, None, f"TRENDTRACK_BASE_URL: {exc}"))
     database = env.get("WATCHER_DB") or (model.state.database if model else "")
-    return base_url, _database_url(database)
+    port = model.health.port if model else None
+    if env.get("WATCHER_HEALTH_PORT"):
+        raw = env["WATCHER_HEALTH_PORT"].strip()
+        if raw.isdigit() and 1 <= int(raw) <= 65535:
+            port = int(raw)
+        else:
+            message = f"WATCHER_HEALTH_PORT: should be a port number (1-65535), not {raw!r}"
+            problems.append(ConfigProblem(filename, None, message))
+    host = env.get("WATCHER_HEALTH_HOST") or (model.health.host if model else "127.0.0.1")
+    return base_url, _database_url(database), HealthSettings(port, host)
 
 
 def _database_url(value: str) -> str:
@@ -207,6 +219,7 @@ def _build(
     env: Mapping[str, str],
     base_url: str,
     database: str,
+    health: HealthSettings,
     base_dir: Path,
     report: Report,
 ) -> Settings:
@@ -249,7 +262,7 @@ def _build(
             model.delivery.digest_threshold,
             model.delivery.backoff_seconds,
         ),
-        health=HealthSettings(model.health.port, model.health.host),
+        health=health,
         watches=watches,
     )
 
