@@ -4,7 +4,8 @@ One APScheduler 3 ``AsyncIOScheduler`` job per watch (``coalesce``, ``max_instan
 a ``misfire_grace_time`` sized to the interval, jitter so many watches don't fire in the
 same second), one shared API client, the outbox worker in the same loop, hot reload of
 ``watches.yaml`` (file watching on its directory, and SIGHUP) as a diff of watches, and a
-bounded graceful stop on SIGTERM/SIGINT with a one-line summary.
+bounded graceful stop on SIGTERM/SIGINT with a one-line summary. With ``health.port`` set
+(or ``$WATCHER_HEALTH_PORT``), ``/healthz`` and ``/metrics`` are served in the same loop.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import math
 import os
 import random
 import signal
@@ -28,12 +30,14 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from watcher import app, schedule
-from watcher.config import Settings, Watch, load_settings
+from watcher.config import Settings, Watch
 from watcher.errors import ConfigError, WatcherError
+from watcher.health import Health, HealthServer, Metrics, start_health
 from watcher.models import EventKind, ops_event
-from watcher.outbox import Outbox
+from watcher.outbox import FlushReport, Outbox
 from watcher.poller import PollOutcome
-from watcher.runner import Runner, utcnow
+from watcher.runner import FRESHNESS_TTL, Runner, utcnow
+from watcher.trendtrack import TrendTrackClient
 
 logger = logging.getLogger("watcher.daemon")
 
@@ -42,6 +46,8 @@ STOP_GRACE_SECONDS = 20.0
 FLUSH_GRACE_SECONDS = 10.0
 PRUNE_EVERY = timedelta(hours=6)
 MAX_START_SPREAD = 30.0
+MAX_RETRIES = 5
+REJECTED_VERSION = "config.rejected_version"
 PollHook = Callable[[PollOutcome], None]
 
 
@@ -109,6 +115,46 @@ def first_run_time(
     return max(fire, soon)
 
 
+def shortest_interval(settings: Settings) -> float:
+    """Seconds between polls of the most frequent enabled watch (cron counts as an hour)."""
+    return min(
+        (
+            w.schedule.every.total_seconds() if w.schedule.every is not None else 3600.0
+            for w in settings.watches
+            if w.enabled
+        ),
+        default=3600.0,
+    )
+
+
+def in_poll_retries(settings: Settings) -> int:
+    """How often one poll retries a failed API request: while the backoff (1 s, 2 s, 4 s,
+    ...) fits in half the shortest interval, at most 5. The next poll is a retry too, so
+    a watch polled every few seconds fails fast instead of stacking missed runs. PURE."""
+    return min(MAX_RETRIES, int(math.log2(shortest_interval(settings) / 2 + 1)))
+
+
+def freshness_ttl(settings: Settings) -> timedelta:
+    """How long polls share one freshness read: never more than half an interval, so a
+    refresh is seen by the first poll after it."""
+    return min(FRESHNESS_TTL, timedelta(seconds=shortest_interval(settings) / 2))
+
+
+def make_client(settings: Settings) -> TrendTrackClient:
+    """The daemon's one API client, with retries sized by ``in_poll_retries``."""
+    key = settings.api.api_key.get_secret_value() if settings.api.api_key else ""
+    if not key:
+        return app.make_client(settings)  # raises the ConfigError naming TRENDTRACK_API_KEY
+    return TrendTrackClient(
+        settings.api.base_url,
+        key,
+        max_requests_per_minute=settings.api.max_requests_per_minute,
+        max_concurrency=settings.api.max_concurrency,
+        timeout=settings.api.timeout_seconds,
+        max_retries=in_poll_retries(settings),
+    )
+
+
 def file_version(path: Path) -> str:
     """A short hash of the config file's bytes: one rejection alert per bad version."""
     try:
@@ -133,6 +179,10 @@ class Daemon:
         self.in_flight: set[asyncio.Task[Any]] = set()
         self.last_tick: datetime | None = None
         self.lag_seconds: list[float] = []
+        self.health = Health(clock=self.clock)
+        self.metrics = Metrics()
+        self.health_server: HealthServer | None = None
+        self._delivered = FlushReport()
         self._reload_lock = asyncio.Lock()
         self._config_folder = str(self.config_path.absolute().parent)
         self._tasks: set[asyncio.Future[object]] = set()
@@ -140,20 +190,35 @@ class Daemon:
     # --- life cycle ---------------------------------------------------------------------
 
     async def run(self) -> int:
-        settings = self.settings or load_settings(self.config_path, self.env)
-        self.settings = settings
+        if self.settings is None:
+            self.settings = app.settings_from(self.config_path, self.env)
+        else:
+            app.register_settings_secrets(self.settings)
+        settings = self.settings
+        self.health_server = await start_health(settings.health, self.health, self.metrics)
+        try:
+            return await self._serve(settings)
+        finally:
+            if self.health_server is not None:
+                await self.health_server.stop()
+
+    async def _serve(self, settings: Settings) -> int:
         store = app.open_store(settings)
-        client = app.make_client(settings)
+        client = make_client(settings)
         self.store = store
-        self.runner = Runner(settings, store, client, clock=self.clock)
+        self.runner = Runner(
+            settings, store, client, clock=self.clock, freshness_ttl=freshness_ttl(settings)
+        )
         self.outbox = Outbox(settings, store, app.renderer_for(settings), clock=self.clock)
         self.scheduler = AsyncIOScheduler(timezone=settings.timezone)
         self.scheduler.add_listener(self._on_submitted, EVENT_JOB_SUBMITTED)
         started = self.clock()
         self._install_signals()
         self.scheduler.start()
+        self.health.scheduler_running = True
         await self._schedule_all(settings)
         store.mark_removed([w.name for w in settings.watches], self.clock())
+        await asyncio.to_thread(store.set_meta, REJECTED_VERSION, "")
         tasks = [
             asyncio.create_task(self.outbox.run(self.stop), name="outbox"),
             asyncio.create_task(self._watch_config(), name="config-watch"),
@@ -168,7 +233,7 @@ class Daemon:
             await self.stop.wait()
         finally:
             await self._shutdown(tasks, started)
-            await client.aclose()
+            await self.runner.client.aclose()
             store.close()
         return 0
 
@@ -189,6 +254,7 @@ class Daemon:
     async def _shutdown(self, tasks: list[asyncio.Task[Any]], started: datetime) -> None:
         """Stop scheduling, let polls in flight finish (bounded), flush what can be sent."""
         self.scheduler.shutdown(wait=False)
+        self.health.scheduler_running = False
         if self.in_flight:
             logger.info("waiting up to %.0fs for %d polls", STOP_GRACE_SECONDS, len(self.in_flight))
             _done, pending = await asyncio.wait(self.in_flight, timeout=STOP_GRACE_SECONDS)
@@ -220,6 +286,7 @@ class Daemon:
         for watch in settings.watches:
             if watch.enabled:
                 self._add_job(watch, settings, last.get(watch.name))
+        self.metrics.set_watches(len(self.scheduler.get_jobs()))
 
     def _add_job(self, watch: Watch, settings: Settings, last_poll: datetime | None) -> None:
         trigger = build_trigger(watch, settings)
@@ -241,7 +308,9 @@ class Daemon:
     def _on_submitted(self, event: JobSubmissionEvent) -> None:
         now = self.clock()
         for planned in event.scheduled_run_times:
-            self.lag_seconds.append(max((now - planned).total_seconds(), 0.0))
+            lag = max((now - planned).total_seconds(), 0.0)
+            self.lag_seconds.append(lag)
+            self.metrics.observe_lag(lag)
         del self.lag_seconds[:-1000]
 
     async def _poll_job(self, name: str) -> None:
@@ -260,6 +329,8 @@ class Daemon:
             if task is not None:
                 self.in_flight.discard(task)
         self.totals.add(outcome)
+        self.metrics.observe_poll(outcome)
+        self.metrics.set_credit_balance(self.runner.client.meter.balance)
         for hook in self.on_poll:
             hook(outcome)
         if outcome.events:
@@ -281,11 +352,13 @@ class Daemon:
             return PollOutcome(watch.name, "failed")
 
     async def _ticker(self) -> None:
-        """Liveness tick, pause recovery, retention."""
+        """Liveness tick, metrics, pause recovery, retention."""
         last_prune: datetime | None = None
         while not self.stop.is_set():
             now = self.clock()
             self.last_tick = now
+            self.health.tick(now)
+            await self._report_metrics()
             if self.runner.pause is not None:
                 await self.runner.resume_if_possible()
             if last_prune is None or now - last_prune >= PRUNE_EVERY:
@@ -303,6 +376,18 @@ class Daemon:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), TICK_SECONDS)
 
+    async def _report_metrics(self) -> None:
+        """Deliveries since the last report, the outbox depth and the balance last seen."""
+        totals, seen = self.outbox.totals, self._delivered
+        self.metrics.observe_delivery(
+            FlushReport(
+                totals.sent - seen.sent, totals.failed - seen.failed, totals.dead - seen.dead
+            )
+        )
+        self._delivered = totals
+        self.metrics.set_outbox_depth(await asyncio.to_thread(self.store.outbox_depth))
+        self.metrics.set_credit_balance(self.runner.client.meter.balance)
+
     # --- hot reload ---------------------------------------------------------------------
 
     async def _watch_config(self) -> None:
@@ -310,11 +395,16 @@ class Daemon:
         from watchfiles import awatch  # noqa: PLC0415  # imported where its thread starts
 
         folder, name = self._config_folder, self.config_path.name
-        async for changes in awatch(folder, stop_event=self.stop, debounce=300):
+
+        def relevant(_change: object, path: str) -> bool:
             # Kubernetes swaps a `..data` symlink instead of writing the file itself.
-            names = {os.path.basename(p) for _change, p in changes}
-            if name in names or any(n.startswith("..") for n in names):
-                await self.reload()
+            base = os.path.basename(path)
+            return base == name or base.startswith("..")
+
+        async for _changes in awatch(
+            folder, stop_event=self.stop, debounce=300, watch_filter=relevant
+        ):
+            await self.reload()
 
     async def reload(self) -> bool:
         """Apply the config file as a diff; keep the last good one if it is invalid."""
@@ -323,31 +413,34 @@ class Daemon:
             if old is None:
                 return False
             try:
-                new = load_settings(self.config_path, self.env)
+                new = app.settings_from(self.config_path, self.env)
             except ConfigError as exc:
                 await self._rejected(exc)
                 return False
             self._apply(old, new)
-            version = file_version(self.config_path)
-            await asyncio.to_thread(self.store.close_episode, EventKind.CONFIG_REJECTED, version)
+            if await asyncio.to_thread(self.store.get_meta, REJECTED_VERSION):
+                await asyncio.to_thread(self.store.set_meta, REJECTED_VERSION, "")
+                logger.info("config accepted again")
             await self.runner.resume_if_possible(config_changed=True)
             return True
 
     async def _rejected(self, exc: ConfigError) -> None:
+        """Keep the last good config; tell the ops notifiers once per bad version."""
         for problem in exc.problems:
             logger.error("config rejected: %s", problem)
         version = file_version(self.config_path)
-        now = self.clock()
-        opened = await asyncio.to_thread(
-            self.store.open_episode, EventKind.CONFIG_REJECTED, version, now
-        )
-        if opened:
+        alerted = await asyncio.to_thread(self.store.get_meta, REJECTED_VERSION)
+        if alerted != version:
+            await asyncio.to_thread(self.store.set_meta, REJECTED_VERSION, version)
             problems = [str(p) for p in exc.problems]
+            error = "; ".join(problems[:5])
+            if len(problems) > 5:
+                error += f" (and {len(problems) - 5} more: run `watcher check`)"
             event = ops_event(
                 EventKind.CONFIG_REJECTED,
                 "config",
-                now,
-                {"version": version, "problems": problems[:20], "count": len(problems)},
+                self.clock(),
+                {"error": error, "version": version, "count": len(problems)},
             )
             await self.runner.record_ops(event)
             self.outbox.wakeup.set()
@@ -359,11 +452,14 @@ class Daemon:
         retime = old.timezone != new.timezone
         self.settings = new
         self.runner.settings = new
+        self.runner.freshness_ttl = freshness_ttl(new)
         self.outbox.settings = new
         if old.templates_dir != new.templates_dir or old.delivery != new.delivery:
             self.outbox.renderer = app.renderer_for(new)
-        if old.api != new.api:
+        if old.api != new.api or in_poll_retries(old) != in_poll_retries(new):
             self._swap_client(new)
+        if old.health != new.health:
+            logger.warning("reload: health endpoint changes take effect at the next start")
         last = {w.name: w.last_poll_at for w in self.store.watches()}
         for name in before.keys() - after.keys():
             with contextlib.suppress(Exception):
@@ -379,10 +475,11 @@ class Daemon:
             self._add_job(watch, new, last.get(name))
             logger.info("reload: watch %s %s", name, "changed" if previous else "added")
         self.store.mark_removed(list(after), self.clock())
+        self.metrics.set_watches(len(after))
 
     def _swap_client(self, new: Settings) -> None:
         old_client = self.runner.client
-        client = app.make_client(new)
+        client = make_client(new)
         self.runner.client = client
         self.runner.poller.client = client
         self.runner.forget_freshness()

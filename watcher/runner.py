@@ -20,7 +20,7 @@ from watcher.config import Settings, Watch
 from watcher.errors import ApiError, AuthError, InsufficientCredits
 from watcher.models import EventKind, OpsEvent, ops_event
 from watcher.poller import Capabilities, Freshness, Poller, PollOutcome
-from watcher.store import Routes, Store
+from watcher.store import PollRecord, Routes, Store
 from watcher.trendtrack import TrendTrackClient
 
 logger = logging.getLogger("watcher.run")
@@ -76,23 +76,27 @@ class Runner:
         *,
         clock: Callable[[], datetime] = utcnow,
         capabilities: Capabilities | None = None,
+        freshness_ttl: timedelta = FRESHNESS_TTL,
     ) -> None:
         self.settings = settings
         self.store = store
         self.client = client
         self.clock = clock
+        self.freshness_ttl = freshness_ttl
         self.poller = Poller(client, store, capabilities, wall=clock)
         self.pause: Pause | None = None
         self._fresh: tuple[datetime, Freshness] | None = None
+        self._failures: dict[str, int] = {}
+        """Each failing watch's latest count of failed polls in a row, for its recovery."""
         self._fresh_lock = asyncio.Lock()
 
     # --- shared reads ----------------------------------------------------------------------
 
     async def freshness(self) -> Freshness:
-        """The API's latest data version, read at most once per ``FRESHNESS_TTL`` (free)."""
+        """The API's latest data version, read at most once per ``freshness_ttl`` (free)."""
         async with self._fresh_lock:
             now = self.clock()
-            if self._fresh is not None and now - self._fresh[0] < FRESHNESS_TTL:
+            if self._fresh is not None and now - self._fresh[0] < self.freshness_ttl:
                 return self._fresh[1]
             reply = await self.client.freshness()
             fresh = Freshness.of(reply.latest_ready_date, reply.generated_at, now)
@@ -107,44 +111,64 @@ class Runner:
     async def poll(self, watch: Watch, *, dry_run: bool = False) -> PollOutcome:
         """Poll one watch with every guard around it; never raises ApiError."""
         if self.pause is not None:
-            return PollOutcome(watch.name, "paused")
+            return _log_poll(PollOutcome(watch.name, "paused"))
         if not dry_run and await self._shed(watch):
-            return PollOutcome(watch.name, "shed")
+            return _log_poll(PollOutcome(watch.name, "shed"))
         try:
             fresh = await self.freshness()
         except ApiError as exc:
             outcome = PollOutcome(watch.name, "failed", error=exc)
+            if not dry_run:  # stored, so consecutive failures count it
+                await self._record_failure(watch, exc)
         else:
             routes = routes_for(self.settings, watch)
             outcome = await self.poller.poll(watch, fresh, routes, dry_run=dry_run)
         if not dry_run:
             await self._after(watch, outcome)
-        _log_poll(outcome)
-        return outcome
+        return _log_poll(outcome)
+
+    async def _record_failure(self, watch: Watch, error: ApiError) -> None:
+        record = PollRecord(
+            watch.name,
+            self.clock(),
+            0,
+            "failed",
+            remaining=self.client.meter.balance,
+            error=str(error),
+            fingerprint=watch.fingerprint,
+        )
+        await asyncio.to_thread(self.store.apply_poll, record, routes_for(self.settings, watch))
 
     async def _after(self, watch: Watch, outcome: PollOutcome) -> None:
         """Ops bookkeeping after a poll: failing/recovered, auth, credits."""
         error = outcome.error
         if isinstance(error, AuthError):
             self.pause = Pause("auth", self.clock())
-            await self._open(EventKind.AUTH_REJECTED, API, reason=str(error))
+            await self._open(EventKind.AUTH_REJECTED, API, error=str(error))
             return
         if isinstance(error, InsufficientCredits):
             self.pause = Pause("credits", self.clock())
-            await self._open(EventKind.CREDITS_EXHAUSTED, API, reason=str(error))
+            await self._open(EventKind.CREDITS_EXHAUSTED, API, balance=0, error=str(error))
             return
         if outcome.outcome == "failed":
             failures = await asyncio.to_thread(self.store.consecutive_failures, watch.name)
+            self._failures[watch.name] = failures
             if failures >= self.settings.ops.failing_after:
                 await self._open(
                     EventKind.WATCH_FAILING,
                     watch.name,
                     failures=failures,
-                    reason=str(error) if error else "unknown error",
+                    error=str(error) if error else "unknown error",
                 )
             return
         if outcome.outcome in {"ok", "baseline", "capped", "skipped"}:
-            await self._close(EventKind.WATCH_FAILING, watch.name, EventKind.WATCH_RECOVERED)
+            failures = self._failures.pop(watch.name, None)
+            await self._close(
+                EventKind.WATCH_FAILING,
+                watch.name,
+                EventKind.WATCH_RECOVERED,
+                **({"failures": failures} if failures is not None else {}),
+            )
             await self._close(EventKind.AUTH_REJECTED, API)
             await self._close(EventKind.CREDITS_EXHAUSTED, API)
         await self._check_balance()
@@ -212,11 +236,11 @@ class Runner:
             await self.record_ops(ops_event(kind, subject, now, figures))
 
     async def _close(
-        self, kind: EventKind, subject: str, announce: EventKind | None = None
+        self, kind: EventKind, subject: str, announce: EventKind | None = None, **figures: object
     ) -> None:
         closed = await asyncio.to_thread(self.store.close_episode, kind, subject)
         if closed and announce is not None:
-            await self.record_ops(ops_event(announce, subject, self.clock(), {}))
+            await self.record_ops(ops_event(announce, subject, self.clock(), figures))
 
     async def record_ops(self, event: OpsEvent) -> None:
         """Record an ops event in the outbox, routed to ``ops_notify``."""
@@ -224,10 +248,9 @@ class Runner:
         await asyncio.to_thread(self.store.record_event, event, ops_routes(self.settings))
 
 
-def _log_poll(outcome: PollOutcome) -> None:
+def _log_poll(outcome: PollOutcome) -> PollOutcome:
+    """One log line per poll, whatever its outcome, with its figures as fields."""
     level = logging.WARNING if outcome.outcome == "failed" else logging.INFO
-    if outcome.outcome in {"skipped", "paused"}:
-        level = logging.DEBUG
     logger.log(
         level,
         "poll watch=%s outcome=%s items=%d events=%d credits=%d duration_ms=%d%s",
@@ -245,5 +268,7 @@ def _log_poll(outcome: PollOutcome) -> None:
             "events": len(outcome.events),
             "credits": outcome.credits,
             "duration_ms": outcome.duration_ms,
+            **({"error": str(outcome.error)} if outcome.error else {}),
         },
     )
+    return outcome
