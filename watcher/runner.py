@@ -162,12 +162,12 @@ class Runner:
                 )
             return
         if outcome.outcome in {"ok", "baseline", "capped", "skipped"}:
-            failures = self._failures.pop(watch.name, None)
+            recovered_after = self._failures.pop(watch.name, None)
             await self._close(
                 EventKind.WATCH_FAILING,
                 watch.name,
                 EventKind.WATCH_RECOVERED,
-                **({"failures": failures} if failures is not None else {}),
+                **({"failures": recovered_after} if recovered_after is not None else {}),
             )
             await self._close(EventKind.AUTH_REJECTED, API)
             await self._close(EventKind.CREDITS_EXHAUSTED, API)
