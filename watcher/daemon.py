@@ -202,34 +202,40 @@ class Daemon:
             if self.health_server is not None:
                 await self.health_server.stop()
 
-    async def _serve(self, settings: Settings) -> int:
-        store = app.open_store(settings)
+    def build(self, settings: Settings) -> None:
+        """Create the store, client, runner, outbox and (unstarted) scheduler."""
+        self.settings = settings
+        self.store = store = app.open_store(settings)
         client = make_client(settings)
-        self.store = store
         self.runner = Runner(
             settings, store, client, clock=self.clock, freshness_ttl=freshness_ttl(settings)
         )
         self.outbox = Outbox(settings, store, app.renderer_for(settings), clock=self.clock)
         self.scheduler = AsyncIOScheduler(timezone=settings.timezone)
         self.scheduler.add_listener(self._on_submitted, EVENT_JOB_SUBMITTED)
+
+    async def _serve(self, settings: Settings) -> int:
+        self.build(settings)
+        store = self.store
         started = self.clock()
-        self._install_signals()
-        self.scheduler.start()
-        self.health.scheduler_running = True
-        await self._schedule_all(settings)
-        store.mark_removed([w.name for w in settings.watches], self.clock())
-        await asyncio.to_thread(store.set_meta, REJECTED_VERSION, "")
-        tasks = [
-            asyncio.create_task(self.outbox.run(self.stop), name="outbox"),
-            asyncio.create_task(self._watch_config(), name="config-watch"),
-            asyncio.create_task(self._ticker(), name="ticker"),
-        ]
-        logger.info(
-            "watcher running: %d watches, database %s",
-            len(self.scheduler.get_jobs()),
-            store,
-        )
+        tasks: list[asyncio.Task[Any]] = []
         try:
+            self._install_signals()
+            self.scheduler.start()
+            self.health.scheduler_running = True
+            await self._schedule_all(settings)
+            store.mark_removed([w.name for w in settings.watches], self.clock())
+            await asyncio.to_thread(store.set_meta, REJECTED_VERSION, "")
+            tasks = [
+                asyncio.create_task(self.outbox.run(self.stop), name="outbox"),
+                asyncio.create_task(self._watch_config(), name="config-watch"),
+                asyncio.create_task(self._ticker(), name="ticker"),
+            ]
+            logger.info(
+                "watcher running: %d watches, database %s",
+                len(self.scheduler.get_jobs()),
+                store,
+            )
             await self.stop.wait()
         finally:
             await self._shutdown(tasks, started)
@@ -253,7 +259,8 @@ class Daemon:
 
     async def _shutdown(self, tasks: list[asyncio.Task[Any]], started: datetime) -> None:
         """Stop scheduling, let polls in flight finish (bounded), flush what can be sent."""
-        self.scheduler.shutdown(wait=False)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
         self.health.scheduler_running = False
         if self.in_flight:
             logger.info("waiting up to %.0fs for %d polls", STOP_GRACE_SECONDS, len(self.in_flight))
