@@ -13,6 +13,7 @@ Slack and Telegram are faked by pointing apprise's real plugins at the receiver
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import email
 import email.policy
@@ -38,6 +39,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 DEFAULT_WAIT = 10.0
+HOLD_LIMIT = 60.0  # a held request is answered after this even if never released
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,15 +86,20 @@ def free_port() -> int:
 class HttpReceiver:
     """An HTTP server on loopback that records every request and answers ``ok_body``.
 
-    ``fail_next(n)`` makes the next ``n`` requests get ``status`` (default 500).
+    ``fail_next(n)`` makes the next ``n`` requests get ``status`` (default 500);
+    ``hold(after=n)`` leaves every request after the next ``n`` unanswered (recorded on
+    arrival) until ``release()``, to catch a sender with a delivery in flight.
     """
 
     def __init__(self, ok_body: bytes = b"", content_type: str = "text/plain") -> None:
         self.ok_body = ok_body
         self.content_type = content_type
         self._log = _Log()
-        self._failures: list[int] = []
+        self._failures: list[int | None] = []
         self._lock = threading.Lock()
+        self._hold_after: int | None = None
+        self._gate = threading.Event()
+        self._gate.set()
         self._started = threading.Event()
         self._socket = socket.socket()
         self._socket.bind(("127.0.0.1", 0))
@@ -138,10 +145,22 @@ class HttpReceiver:
         """Every request so far."""
         return list(self.wait_for(0))
 
-    def fail_next(self, count: int, status: int = 500) -> None:
-        """Answer the next ``count`` requests with ``status``."""
+    def fail_next(self, count: int, status: int = 500, *, after: int = 0) -> None:
+        """Answer the next ``count`` requests (after ``after`` good ones) with ``status``."""
         with self._lock:
-            self._failures.extend([status] * count)
+            self._failures.extend([None] * after + [status] * count)
+
+    def hold(self, after: int = 0) -> None:
+        """Answer ``after`` more requests, then keep each later one waiting until released."""
+        with self._lock:
+            self._hold_after = after
+            self._gate.clear()
+
+    def release(self) -> None:
+        """Answer the held requests and stop holding."""
+        with self._lock:
+            self._hold_after = None
+            self._gate.set()
 
     def wait_for(self, count: int, timeout: float = DEFAULT_WAIT) -> list[Received]:
         """The first ``count`` (or more) requests, once they have arrived."""
@@ -158,6 +177,11 @@ class HttpReceiver:
         self._log.add(Received(request.method, request.url.path, dict(request.headers), body))
         with self._lock:
             status = self._failures.pop(0) if self._failures else None
+            held = self._hold_after == 0
+            if self._hold_after:
+                self._hold_after -= 1
+        if held:
+            await asyncio.to_thread(self._gate.wait, HOLD_LIMIT)
         if status is not None:
             return Response(b'{"ok": false, "description": "injected failure"}', status)
         return Response(self.ok_body, 200, media_type=self.content_type)
@@ -174,6 +198,7 @@ class HttpReceiver:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self.release()
         self._server.should_exit = True
         self._thread.join(DEFAULT_WAIT)
         self._socket.close()

@@ -1,24 +1,43 @@
 """The delivery worker: drains the transactional outbox through the notifiers.
 
 Events are queued in the same transaction that records them (``Store.apply_poll``), one
-outbox row per event, notifier and URL position. This worker groups due rows into one
-message per watch and poll (a digest), renders it for the URL's channel, sends it, and
-marks the rows sent. A failed URL is retried with exponential backoff and jitter, by
-itself: other URLs of the same notifier are not held back and not sent twice. After
-``delivery.max_attempts`` the rows are marked dead and the ops notifiers told once.
+outbox row per event, notifier and URL position (never the URL: URLs carry secrets). A
+pass (``flush``) works on every URL concurrently, and on each URL's messages in order:
+
+- Grouping: a watch's due events from one poll go out as one digest; ops and baseline
+  events go alone. A digest too long for the channel is several messages ("parts").
+- Parts: each part of a multi-part digest is noted as sent as soon as the service takes
+  it (one small note per URL in the store's meta table), so a digest failing at part 3
+  resumes at part 3 and a crash repeats at most the part that was in flight.
+- Failure: a URL that fails is backed off as a whole (exponential, with equal jitter,
+  capped at an hour). Every message waiting for it, also ones queued later, holds until
+  the retry, which probes the URL with its oldest message only; each try counts as an
+  attempt for every message held. Messages reaching ``delivery.max_attempts`` are marked
+  dead and ONE ``delivery_failed`` ops event is recorded for the URL's episode (the next
+  one only after the URL has delivered again). Other URLs, of the same notifier too, are
+  neither held back nor sent anything twice.
+- A notifier, or a URL position, removed from the config: its waiting rows become dead
+  with the reason in ``last_error``. Errors stored or logged never carry the URL.
+- A row never attempted is due at once, whatever its ``next_attempt_at``: events are
+  stamped with the API's clock, which may run ahead of ours.
+
+``flush`` also sends, in the same call, the ``delivery_failed`` events its own pass
+recorded (so ``watcher once`` reports a dead URL before it exits).
 
 Delivery is at-least-once: if the process dies between a send and its mark, that one
-message is sent again on restart; nothing recorded is ever dropped.
+message is sent again on restart; nothing else is repeated, nothing recorded is dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from watcher import notify
 from watcher.config import Settings
@@ -32,30 +51,60 @@ logger = logging.getLogger("watcher.deliver")
 
 SendAll = Callable[[str, Sequence[Message]], Awaitable[tuple[int, notify.SendResult]]]
 MAX_BACKOFF = timedelta(hours=1)
+MAX_PASSES = 3  # a pass may record delivery_failed events; the next sends them
+_EVERYTHING = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
 class FlushReport:
-    """What one pass over the outbox did."""
+    """What one pass over the outbox did, in deliveries (event x URL).
+
+    ``failed`` deliveries will be retried; ``dead`` ones were given up.
+    """
 
     sent: int = 0
     failed: int = 0
     dead: int = 0
 
+    def __add__(self, other: FlushReport) -> FlushReport:
+        return FlushReport(
+            self.sent + other.sent, self.failed + other.failed, self.dead + other.dead
+        )
 
-def _group_key(row: DueDelivery) -> tuple[str, int, str]:
+
+def _group_key(row: DueDelivery) -> str:
     """Rows sharing a key go out as one message: a watch's events from one poll."""
     if row.event.kind.is_ops or row.event.kind == EventKind.BASELINE or row.poll_id is None:
-        group = f"event:{row.event_id}"
-    else:
-        group = f"poll:{row.poll_id}"
-    return row.notifier, row.url_index, group
+        return f"event:{row.event_id}"
+    return f"poll:{row.poll_id}"
+
+
+def _batches(rows: Sequence[DueDelivery]) -> list[list[DueDelivery]]:
+    """One URL's rows as messages-to-be, in the order of their oldest event."""
+    groups: dict[str, list[DueDelivery]] = {}
+    for row in rows:
+        groups.setdefault(_group_key(row), []).append(row)
+    return list(groups.values())
 
 
 def backoff(attempts: int, base_seconds: float, rng: Callable[[], float]) -> timedelta:
-    """Exponential backoff with full jitter, capped at an hour."""
+    """Exponential backoff with equal jitter (half fixed, half random), capped at an hour.
+
+    ``rng`` returns a float in [0, 1); the wait after attempt n is in
+    [base * 2**(n-1) / 2, base * 2**(n-1)].
+    """
     ceiling = min(base_seconds * 2 ** max(attempts - 1, 0), MAX_BACKOFF.total_seconds())
     return timedelta(seconds=ceiling * (0.5 + rng() / 2))
+
+
+def _fingerprint(message: Message) -> str:
+    raw = "\0".join((message.format, message.title, message.body)).encode()
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def _scrub(error: str, url: str) -> str:
+    """An error fit to store and log: neither the URL nor any credential in it."""
+    return notify.redact(error.replace(url, "***"))
 
 
 class Outbox:
@@ -79,10 +128,13 @@ class Outbox:
         self.clock = clock
         self._send_all = send_all or _default_send_all
         self._rng = rng
+        self._lock = asyncio.Lock()  # two passes at once would send the same rows twice
+        self._recorded = False
         self.wakeup = asyncio.Event()
         self.totals = FlushReport()
 
     def messages_for(self, url: str, events: Sequence[Event]) -> list[Message]:
+        """The message(s) ``events`` (one event, or one watch's poll) make for ``url``."""
         channel = channel_for_url(url)
         if len(events) == 1:
             return [self.renderer.render_event(events[0], channel)]
@@ -90,104 +142,159 @@ class Outbox:
 
     async def flush(self) -> FlushReport:
         """Send everything due now; each URL independently and concurrently."""
-        due = await asyncio.to_thread(self.store.due_deliveries, self.clock())
-        groups: dict[tuple[str, int, str], list[DueDelivery]] = {}
-        for row in due:
-            groups.setdefault(_group_key(row), []).append(row)
-        by_url: dict[tuple[str, int], list[list[DueDelivery]]] = {}
-        for (notifier, index, _), rows in groups.items():
-            by_url.setdefault((notifier, index), []).append(rows)
-        reports = await asyncio.gather(
-            *(self._deliver_url(n, i, batches) for (n, i), batches in by_url.items())
-        )
-        total = FlushReport(
-            sum(r.sent for r in reports),
-            sum(r.failed for r in reports),
-            sum(r.dead for r in reports),
-        )
-        self.totals = FlushReport(
-            self.totals.sent + total.sent,
-            self.totals.failed + total.failed,
-            self.totals.dead + total.dead,
-        )
-        return total
+        async with self._lock:
+            total = FlushReport()
+            for _ in range(MAX_PASSES):
+                self._recorded = False
+                total += await self._pass()
+                if not self._recorded:
+                    break
+            self.totals += total
+            return total
 
-    async def _deliver_url(
-        self, notifier: str, index: int, batches: list[list[DueDelivery]]
-    ) -> FlushReport:
-        """One URL's due messages, in order; stop at its first failure (retry later)."""
-        sent = failed = dead = 0
+    async def _pass(self) -> FlushReport:
+        now = self.clock()
+        due = {r.id for r in await asyncio.to_thread(self.store.due_deliveries, now)}
+        waiting = await asyncio.to_thread(self.store.due_deliveries, _EVERYTHING)
+        by_url: dict[tuple[str, int], list[DueDelivery]] = {}
+        for row in waiting:
+            by_url.setdefault((row.notifier, row.url_index), []).append(row)
+        work = [
+            self._deliver_url(notifier, index, rows)
+            for (notifier, index), rows in by_url.items()
+            if not any(r.attempts and r.id not in due for r in rows)  # else: backing off
+        ]
+        reports = await asyncio.gather(*work)
+        return sum(reports, FlushReport())
+
+    async def _deliver_url(self, notifier: str, index: int, rows: list[DueDelivery]) -> FlushReport:
+        """One URL's waiting messages, in order, until the first failure holds the rest."""
         config = self.settings.notifiers.get(notifier)
         if config is None or index >= len(config.urls):
-            ids = [r.id for rows in batches for r in rows]
-            await asyncio.to_thread(
-                self.store.mark_failed,
-                ids,
-                "notifier no longer configured",
-                self.clock(),
-                dead=True,
-            )
-            logger.warning(
-                "%s[%d]: no longer configured; %d deliveries dropped as dead",
-                notifier,
-                index,
-                len(ids),
-            )
-            return FlushReport(dead=len(ids))
+            return await self._unconfigured(notifier, index, rows, known=config is not None)
         url = config.urls[index].get_secret_value()
-        subject = f"{notifier}[{index}]"
-        for rows in batches:
-            events = [r.event for r in rows]
-            ids = [r.id for r in rows]
-            try:
-                messages = self.messages_for(url, events)
-            except TemplateError as exc:  # a broken template must not stall the outbox
-                logger.exception("%s: cannot render", subject)
-                messages = None
-                error = f"render failed: {exc}"
-            if messages is not None:
-                _, result = await self._send_all(url, messages)
-                if result.ok:
-                    await asyncio.to_thread(self.store.mark_sent, ids, self.clock())
-                    sent += len(ids)
-                    await self._recovered(subject)
-                    continue
-                error = result.error or "delivery failed"
-            attempts = max(r.attempts for r in rows) + 1
-            is_dead = attempts >= self.settings.delivery.max_attempts
-            wait = backoff(attempts, self.settings.delivery.backoff_seconds, self._rng)
+        batches = _batches(rows)
+        sent = 0
+        report = FlushReport()
+        for number, batch in enumerate(batches):
+            error = await self._send_batch(notifier, index, url, batch)
+            if error is not None:
+                held = [r for later in batches[number:] for r in later]
+                report = await self._failed(notifier, index, held, error)
+                break
+            sent += len(batch)
+        if sent:
             await asyncio.to_thread(
-                self.store.mark_failed, ids, error, self.clock() + wait, dead=is_dead
+                self.store.close_episode, EventKind.DELIVERY_FAILED, f"{notifier}[{index}]"
             )
-            logger.warning(
-                "%s: delivery failed (attempt %d): %s%s",
-                subject,
-                attempts,
-                error,
-                "; giving up" if is_dead else f"; retry in {int(wait.total_seconds())}s",
-            )
-            if is_dead:
-                dead += len(ids)
-                await self._dead(subject, error, len(ids))
-            else:
-                failed += len(ids)
-            break  # keep this URL's messages in order: the rest wait for the retry
-        return FlushReport(sent, failed, dead)
+        return report + FlushReport(sent=sent)
 
-    async def _dead(self, subject: str, error: str, count: int) -> None:
+    async def _send_batch(
+        self, notifier: str, index: int, url: str, rows: list[DueDelivery]
+    ) -> str | None:
+        """Send one batch's message(s) and mark its rows sent; the error if it failed."""
+        ids = [r.id for r in rows]
+        try:
+            messages = self.messages_for(url, [r.event for r in rows])
+        except TemplateError as exc:  # a broken template must not stall the outbox
+            logger.exception("%s[%d]: cannot render", notifier, index)
+            return f"render failed: {exc}"
+        if len(messages) <= 1:
+            _, result = await self._send_all(url, messages)
+            if not result.ok:
+                return _scrub(result.error or "delivery failed", url)
+            await asyncio.to_thread(self.store.mark_sent, ids, self.clock())
+            return None
+        key = f"outbox.parts.{notifier}.{index}"
+        hashes = [_fingerprint(m) for m in messages]
+        done = await self._parts_done(key, ids, hashes)
+        if done:
+            logger.info("%s[%d]: resuming a digest at part %d", notifier, index, done + 1)
+        for number in range(done, len(messages)):
+            _, result = await self._send_all(url, [messages[number]])
+            if not result.ok:
+                error = _scrub(result.error or "delivery failed", url)
+                return f"part {number + 1} of {len(messages)}: {error}"
+            note = json.dumps({"rows": ids, "sent": hashes[: number + 1]})
+            await asyncio.to_thread(self.store.set_meta, key, note)
+        await asyncio.to_thread(self.store.mark_sent, ids, self.clock())
+        await asyncio.to_thread(self.store.set_meta, key, "")
+        return None
+
+    async def _parts_done(self, key: str, ids: list[int], hashes: list[str]) -> int:
+        """How many leading parts of this very digest an earlier try already sent."""
+        raw = await asyncio.to_thread(self.store.get_meta, key)
+        try:
+            note = json.loads(raw) if raw else None
+        except ValueError:
+            return 0
+        if not isinstance(note, dict) or note.get("rows") != ids:
+            return 0
+        sent = note.get("sent")
+        if not isinstance(sent, list) or hashes[: len(sent)] != sent:
+            return 0  # rendered differently now (e.g. new templates): send it whole
+        return len(sent)
+
+    async def _failed(
+        self, notifier: str, index: int, held: list[DueDelivery], error: str
+    ) -> FlushReport:
+        """Back the URL off: every held row counts an attempt; the exhausted ones die."""
         now = self.clock()
+        limit = self.settings.delivery.max_attempts
+        attempts = max(r.attempts for r in held) + 1
+        wait = backoff(attempts, self.settings.delivery.backoff_seconds, self._rng)
+        dead = [r.id for r in held if r.attempts + 1 >= limit]
+        alive = [r.id for r in held if r.attempts + 1 < limit]
+        if alive:
+            await asyncio.to_thread(self.store.mark_failed, alive, error, now + wait, dead=False)
+        if dead:
+            await asyncio.to_thread(self.store.mark_failed, dead, error, now, dead=True)
+        logger.warning(
+            "%s[%d]: delivery failed (attempt %d): %s; %d held, retry in %ds; %d given up",
+            notifier,
+            index,
+            attempts,
+            error,
+            len(alive),
+            int(wait.total_seconds()),
+            len(dead),
+        )
+        if dead:
+            await self._dead(notifier, index, error, attempts, len(dead))
+        return FlushReport(failed=len(alive), dead=len(dead))
+
+    async def _unconfigured(
+        self, notifier: str, index: int, rows: list[DueDelivery], *, known: bool
+    ) -> FlushReport:
+        if known:
+            reason = f"notifier {notifier!r} has no URL at position {index} any more"
+        else:
+            reason = f"notifier {notifier!r} is no longer configured"
+        ids = [r.id for r in rows]
+        await asyncio.to_thread(self.store.mark_failed, ids, reason, self.clock(), dead=True)
+        logger.warning("%s; %d deliveries dropped as dead", reason, len(ids))
+        return FlushReport(dead=len(ids))
+
+    async def _dead(self, notifier: str, index: int, error: str, attempts: int, count: int) -> None:
+        """Tell the ops notifiers, once per episode of this URL, that messages were lost."""
+        now = self.clock()
+        subject = f"{notifier}[{index}]"
         opened = await asyncio.to_thread(
             self.store.open_episode, EventKind.DELIVERY_FAILED, subject, now
         )
-        if opened:
-            event = ops_event(
-                EventKind.DELIVERY_FAILED, subject, now, {"error": error, "messages": count}
-            )
-            await asyncio.to_thread(self.store.record_event, event, ops_routes(self.settings))
-            self.wakeup.set()
-
-    async def _recovered(self, subject: str) -> None:
-        await asyncio.to_thread(self.store.close_episode, EventKind.DELIVERY_FAILED, subject)
+        if not opened:
+            return
+        figures: dict[str, object] = {
+            "notifier": notifier,
+            "index": index,
+            "attempts": attempts,
+            "error": error,
+            "messages": count,
+        }
+        event = ops_event(EventKind.DELIVERY_FAILED, subject, now, figures)
+        await asyncio.to_thread(self.store.record_event, event, ops_routes(self.settings))
+        self._recorded = True
+        self.wakeup.set()
 
     async def run(self, stop: asyncio.Event, *, interval: float = 1.0) -> None:
         """Drain the outbox until ``stop`` is set; wake early when ``wakeup`` is set."""
