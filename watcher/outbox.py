@@ -218,7 +218,7 @@ class Outbox:
             note = json.dumps({"rows": ids, "sent": hashes[: number + 1]})
             await asyncio.to_thread(self.store.set_meta, key, note)
         await asyncio.to_thread(self.store.mark_sent, ids, self.clock())
-        await asyncio.to_thread(self.store.set_meta, key, "")
+        await asyncio.to_thread(self.store.delete_meta, key)
         return None
 
     async def _parts_done(self, key: str, ids: list[int], hashes: list[str]) -> int:

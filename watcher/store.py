@@ -339,7 +339,9 @@ class Store:
             new_events: tuple[Event, ...] = ()
             if detection is not None:
                 self._upsert_items(s, record.watch, detection)
-                new_events = self._insert_events(s, detection.events, poll_id, routes)
+                new_events = self._insert_events(
+                    s, detection.events, poll_id, routes, record.started_at
+                )
             return Applied(poll_id, new_events)
 
     def _upsert_items(self, s: Session, watch: str, detection: Detection) -> None:
@@ -355,8 +357,15 @@ class Store:
             s.exec(stmt)
 
     def _insert_events(
-        self, s: Session, events: Iterable[Event], poll_id: int | None, routes: Routes
+        self,
+        s: Session,
+        events: Iterable[Event],
+        poll_id: int | None,
+        routes: Routes,
+        queued_at: datetime,
     ) -> tuple[Event, ...]:
+        """Insert new events and their outbox rows, due at ``queued_at`` (the local clock:
+        ``detected_at`` is the API's, which may run ahead or behind)."""
         inserted: list[Event] = []
         for ev in events:
             stmt = (
@@ -368,7 +377,7 @@ class Store:
                     item_id=ev.item.id if ev.item else None,
                     tiktok_id=ev.item.tiktok_id if ev.item else None,
                     detected_at=ev.detected_at,
-                    created_at=ev.detected_at,
+                    created_at=queued_at,
                     poll_id=poll_id,
                     figures=ev.figures,
                     item=item_to_json(ev.item) if ev.item else None,
@@ -387,7 +396,7 @@ class Store:
                             event_id=event_id,
                             notifier=notifier,
                             url_index=index,
-                            next_attempt_at=ev.detected_at,
+                            next_attempt_at=queued_at,
                         )
                     )
         return tuple(inserted)
@@ -395,7 +404,7 @@ class Store:
     def record_event(self, ev: Event, routes: Routes) -> bool:
         """Record an event outside a poll (ops events); False if its key exists."""
         with self._write() as s:
-            return bool(self._insert_events(s, [ev], None, routes))
+            return bool(self._insert_events(s, [ev], None, routes, ev.detected_at))
 
     def forget_watch(self, watch: str) -> None:
         """Drop a watch's memory so its next poll starts with a fresh baseline."""
@@ -487,6 +496,10 @@ class Store:
         with self._write() as s:
             stmt = self._insert(MetaRow).values(key=key, value=value)
             s.exec(stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value}))
+
+    def delete_meta(self, key: str) -> None:
+        with self._write() as s:
+            s.exec(delete(MetaRow).where(col(MetaRow.key) == key))
 
     def get_meta(self, key: str) -> str | None:
         with self._read() as s:
