@@ -4,6 +4,7 @@ diff, with the real AsyncIOScheduler (started paused) in the test's loop."""
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +24,7 @@ from watcher.daemon import (
     freshness_ttl,
     in_poll_retries,
 )
+from watcher.health import HealthError
 from watcher.models import EventKind
 from watcher.outbox import FlushReport
 from watcher.poller import PollOutcome
@@ -201,6 +203,21 @@ async def test_reload_reschedules_a_changed_watch(daemon: Daemon, tmp_path: Path
     assert job is not None
     assert job.trigger.interval == timedelta(minutes=5)
     assert daemon.scheduler.get_job("b") is None
+    assert all(w.removed_at is None for w in daemon.store.watches()), "disabled is not removed"
+
+
+async def test_a_busy_health_port_fails_the_start(tmp_path: Path) -> None:
+    """A health port already taken is a clear error before anything is opened."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        path = tmp_path / "watches.yaml"
+        path.write_text(yaml(tmp_path, f"  - {{name: a, shop: {SHOP}}}\n"), "utf-8")
+        daemon = Daemon(path, {"WATCHER_HEALTH_PORT": str(port)})
+        with pytest.raises(HealthError, match="cannot serve health"):
+            await daemon.run()
+    assert not (tmp_path / "state.db").exists()
 
 
 async def test_invalid_config_is_rejected_once_per_version(daemon: Daemon, tmp_path: Path) -> None:

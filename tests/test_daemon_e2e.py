@@ -73,6 +73,15 @@ def _healthy_sim(sim: SimHandle) -> Iterator[None]:
     sim.faults(0.0, [])
 
 
+def eventually(predicate: Callable[[], bool], timeout: float = WAIT) -> None:
+    """Poll ``predicate`` every 0.2 s until true or the deadline (for the database: the
+    daemon is writing it, so the test must not hammer it)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met before the deadline"
+        time.sleep(0.2)  # polling with a deadline
+
+
 def messages(rx: HttpReceiver, path: str) -> list[dict[str, str]]:
     """The JSON alerts that arrived at ``path`` (apprise's json:// payload)."""
     out = []
@@ -383,7 +392,7 @@ def test_health_metrics_and_sigterm(
     sim: SimHandle, rx: HttpReceiver, tmp_path: Path, daemons: list[Daemon]
 ) -> None:
     """With WATCHER_HEALTH_PORT set, /healthz is 200 and /metrics counts polls while the
-    daemon runs; SIGTERM exits 0 promptly with one summary line and closes the port."""
+    daemon runs; SIGHUP reloads; SIGTERM exits 0 promptly with one summary line."""
     t = targets(sim)
     cfg = tmp_path / "watches.yaml"
     watches = {"shop0": t["shop0"], "tag0": t["tag0"]}
@@ -408,6 +417,9 @@ def test_health_metrics_and_sigterm(
         "watcher_outbox_depth",
     ):
         assert name in text
+    assert daemon.proc is not None
+    daemon.proc.send_signal(signal.SIGHUP)
+    daemon.wait(says("config reloaded: 2 watches (0 added, 0 removed, 0 changed)"))
     assert_clean_stop(daemon, limit=5.0)
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{base}/healthz")
@@ -483,7 +495,7 @@ def test_sigkill_and_restart_lose_and_repeat_nothing(
     second = launch(daemons, cfg)
     until = sim.now()
     expected = _expected(sim, watches, since, until)
-    wait_until(lambda: not expected - _recorded(db), WAIT)
+    eventually(lambda: not expected - _recorded(db))
 
     def all_sent() -> bool:
         store = Store(f"sqlite:///{db}")
@@ -492,7 +504,7 @@ def test_sigkill_and_restart_lose_and_repeat_nothing(
         finally:
             store.close()
 
-    wait_until(all_sent, WAIT)
+    eventually(all_sent)
     assert_clean_stop(second)
     got = _recorded(db)
     assert got - _expected(sim, watches, since, sim.now()) == Counter(), "none extra or twice"

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -267,9 +268,15 @@ class Daemon:
             _done, pending = await asyncio.wait(self.in_flight, timeout=STOP_GRACE_SECONDS)
             for task in pending:
                 task.cancel()  # safe: a poll's results are stored in one transaction or not
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # The outbox worker ends after its current pass (never cut mid-send, which would
+        # send that message again); one last pass sends what the last polls recorded.
+        worker = [task for task in tasks if task.get_name() == "outbox"]
+        if worker:
+            await asyncio.wait(worker, timeout=FLUSH_GRACE_SECONDS)
+        rest: list[asyncio.Future[Any]] = [*tasks, *self._tasks]
+        for future in rest:
+            future.cancel()  # a no-op for those already done
+        await asyncio.gather(*rest, return_exceptions=True)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.outbox.flush(), FLUSH_GRACE_SECONDS)
         t = self.totals
@@ -366,22 +373,29 @@ class Daemon:
             self.last_tick = now
             self.health.tick(now)
             await self._report_metrics()
-            if self.runner.pause is not None:
-                await self.runner.resume_if_possible()
-            if last_prune is None or now - last_prune >= PRUNE_EVERY:
-                last_prune = now
-                settings = self.settings
-                if settings is not None:
-                    removed = await asyncio.to_thread(
-                        self.store.prune,
-                        now,
-                        retention=settings.state.retention,
-                        grace=settings.state.removed_watch_grace,
-                    )
-                    if removed:
-                        logger.info("retention: pruned %d rows", removed)
+            try:
+                if self.runner.pause is not None:
+                    await self.runner.resume_if_possible()
+                if last_prune is None or now - last_prune >= PRUNE_EVERY:
+                    last_prune = now
+                    await self._prune(now)
+            except WatcherError as exc:  # the tick (and so /healthz) must outlive a bad pass
+                logger.error("maintenance failed: %s", exc)  # noqa: TRY400
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), TICK_SECONDS)
+
+    async def _prune(self, now: datetime) -> None:
+        settings = self.settings
+        if settings is None:
+            return
+        removed = await asyncio.to_thread(
+            self.store.prune,
+            now,
+            retention=settings.state.retention,
+            grace=settings.state.removed_watch_grace,
+        )
+        if removed:
+            logger.info("retention: pruned %d rows", removed)
 
     async def _report_metrics(self) -> None:
         """Deliveries since the last report, the outbox depth and the balance last seen."""
@@ -468,10 +482,12 @@ class Daemon:
         if old.health != new.health:
             logger.warning("reload: health endpoint changes take effect at the next start")
         last = {w.name: w.last_poll_at for w in self.store.watches()}
-        for name in before.keys() - after.keys():
-            with contextlib.suppress(Exception):
+        removed = sorted(before.keys() - after.keys())
+        for name in removed:
+            with contextlib.suppress(JobLookupError):
                 self.scheduler.remove_job(name)
             logger.info("reload: watch %s removed", name)
+        changed = 0
         for name, watch in after.items():
             previous = before.get(name)
             if previous is not None and previous.fingerprint == watch.fingerprint and not retime:
@@ -480,9 +496,18 @@ class Daemon:
                 self.store.forget_watch(name)  # a new scope needs a new baseline
                 last.pop(name, None)
             self._add_job(watch, new, last.get(name))
+            changed += previous is not None
             logger.info("reload: watch %s %s", name, "changed" if previous else "added")
-        self.store.mark_removed(list(after), self.clock())
+        # Disabled watches keep their memory; only watches gone from the file lose it.
+        self.store.mark_removed([w.name for w in new.watches], self.clock())
         self.metrics.set_watches(len(after))
+        logger.info(
+            "config reloaded: %d watches (%d added, %d removed, %d changed)",
+            len(after),
+            len(after.keys() - before.keys()),
+            len(removed),
+            changed,
+        )
 
     def _swap_client(self, new: Settings) -> None:
         old_client = self.runner.client
@@ -490,8 +515,15 @@ class Daemon:
         self.runner.client = client
         self.runner.poller.client = client
         self.runner.forget_freshness()
-        self._background(old_client.aclose())
+        self._background(self._retire(old_client))
         logger.info("reload: API settings changed; new client")
+
+    async def _retire(self, client: TrendTrackClient) -> None:
+        """Close a replaced client once the polls that were using it are done."""
+        polls = set(self.in_flight)
+        if polls:
+            await asyncio.wait(polls)
+        await client.aclose()
 
 
 def _scope_changed(old: Watch, new: Watch) -> bool:
