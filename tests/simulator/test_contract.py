@@ -338,7 +338,7 @@ def test_unknown_item_and_shop_are_404(api: httpx.Client) -> None:
     """Unknown item ids and shop ids: 404 not_found."""
     _error(api.get(f"{LIST}/tiktok_1234567890123456789"), 404, "not_found")
     _error(api.get(f"{LIST}/banana"), 404, "not_found")
-    shop = "/v1/shops/3f8aa146-6f96-46e8-9781-64db5166f9a8/tiktok/library"
+    shop = "/v1/shops/0b6d7c1e-2f4a-4c55-9d3e-8a1f00000000/tiktok/library"
     _error(api.get(shop), 404, "not_found")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from watcher.simulator.examples import EXAMPLE_SHOPS
 from watcher.simulator.testing import SimHandle, running_simulator
 
 from .conftest import SMALL, client_for
@@ -19,7 +20,7 @@ def test_world_summary_names_what_tests_pick_from(sim: SimHandle) -> None:
     assert world["latestReadyDate"] == "2026-04-23"
     shops = world["shops"]
     assert isinstance(shops, list)
-    assert len(shops) == SMALL.shops
+    assert len(shops) == SMALL.shops + len(EXAMPLE_SHOPS)
     assert set(shops[0]) >= {"id", "domain", "name"}
     assert world["profiles"]
     assert world["hashtags"]

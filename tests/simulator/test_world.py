@@ -9,6 +9,7 @@ import pytest
 
 from watcher.simulator.changes import StageError
 from watcher.simulator.clock import DAY, SIM_START
+from watcher.simulator.examples import EXAMPLE_ITEMS
 from watcher.simulator.growth import rank_order
 from watcher.simulator.params import WorldParams
 from watcher.simulator.world import World
@@ -38,7 +39,7 @@ def test_other_seed_other_world() -> None:
 def test_initial_world_is_complete_and_consistent(world: World) -> None:
     """Every item has the spec's fields, ids are tiktok_<19 digits>, ranks follow 7-day gains."""
     items = world.sorted_items("newest", descending=True)
-    assert len(items) == SMALL.items
+    assert len(items) == SMALL.items + EXAMPLE_ITEMS
     for item in items:
         data = world.item_json(item)
         assert str(data["id"]).startswith("tiktok_")
@@ -236,3 +237,20 @@ def test_evolution_pace_is_moderate() -> None:
     assert 5 <= per_day["new_item"] <= 60
     assert 0 < per_day.get("stopped", 0) + per_day.get("resumed", 0) <= 30
     assert 0 < per_day.get("pinned", 0) <= 20
+
+
+def test_an_item_changes_at_most_once_per_refresh() -> None:
+    """A refresh never both stops (or resumes) and pins or unpins one item: a client seeing
+    one moved ``updatedAt`` could not tell which changes happened."""
+    busy = WorldParams(
+        shops=6, creators=4, items=300, stop_rate=0.3, resume_rate=0.3, pin_rate=0.5, unpin_rate=0.5
+    )
+    world = World(11, busy)
+    world.advance_to(world.last_refresh + 20 * DAY)
+    events = Counter(
+        (c["at"], c["itemId"])
+        for c in world.truth()
+        if c["kind"] in {"stopped", "resumed", "pinned", "unpinned", "removed", "restored"}
+    )
+    assert events, "the rates make plenty of changes"
+    assert max(events.values()) == 1

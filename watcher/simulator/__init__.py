@@ -6,6 +6,7 @@ One concern per module::
     vocab.py      word lists the world is generated from
     entities.py   shops, profiles, items: mutable world records and their JSON form
     generate.py   seeded generation of the initial world (pure)
+    examples.py   the product spec's example entities (Acme, @rivalbrand, ...) in every world
     world.py      World: evolution at each refresh, staged changes, truth log (pure)
     query.py      list parameters: validation and filtering/sorting/paging (pure)
     accounts.py   credits and rate limits per API key

@@ -7,6 +7,8 @@ The ``Generator`` stays with the world afterwards to make the items that appear 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from random import Random
@@ -37,6 +39,15 @@ class Generator:
         self._ids: set[int] = set()
         self._names: set[str] = set()
         self.music = [self._track(n) for n in range(40)]
+
+    @contextmanager
+    def drawing_from(self, rng: Random) -> Iterator[None]:
+        """Draw from ``rng`` instead for the ``with`` block (ids and names stay unique)."""
+        saved, self._rng = self._rng, rng
+        try:
+            yield
+        finally:
+            self._rng = saved
 
     def _digits(self, count: int) -> str:
         return str(self._rng.randrange(10 ** (count - 1), 10**count))
@@ -73,16 +84,25 @@ class Generator:
             google_category_ids=spec.google_category_ids,
         )
 
-    def profile(self, niche: int, shop: Shop | None, now: datetime) -> Profile:
-        """A brand account of ``shop``, or a creator account when ``shop`` is None."""
+    def profile(
+        self, niche: int, shop: Shop | None, now: datetime, *, handle: str | None = None
+    ) -> Profile:
+        """A brand account of ``shop``, or a creator account when ``shop`` is None.
+
+        ``handle``, for a brand account, names it instead of one drawn from the shop's name.
+        """
         rng = self._rng
         spec = vocab.NICHES[niche]
         if shop:
             root = shop.name.lower()
-            handle = self._unique(
-                [root, f"{root}.{rng.choice(vocab.HANDLE_SUFFIXES)}"]
-                + [f"{root}_{s}" for s in vocab.HANDLE_SUFFIXES]
-            )
+            if handle is None:
+                handle = self._unique(
+                    [root, f"{root}.{rng.choice(vocab.HANDLE_SUFFIXES)}"]
+                    + [f"{root}_{s}" for s in vocab.HANDLE_SUFFIXES]
+                )
+            else:
+                handle = self._unique([handle])
+                root = handle.split(".")[0]
             name = shop.name if handle == root else f"{shop.name} {handle.split('.')[-1]}"
             bio = f"{rng.choice(spec.products).title()} & more ✨ Shop below 👇"
             followers = int(rng.lognormvariate(10.0, 1.4))
@@ -203,23 +223,28 @@ class Generator:
             self.profile(rng.randrange(niches), None, first_refresh) for _ in range(params.creators)
         ]
         weights = [rng.lognormvariate(0.0, 0.7) for _ in profiles]
-        items: list[SimItem] = []
-        for profile in rng.choices(profiles, weights, k=params.items):
-            while True:
-                published = first_refresh - timedelta(
-                    seconds=rng.uniform(3600.0, params.history_days * 86400.0)
-                )
-                indexed = midnight_on_or_before(published + self.index_lag()) + DAY
-                if indexed <= first_refresh:
-                    break
-            item = self.item(profile, published, indexed)
-            self._history(item, first_refresh)
-            profile.items.append(item)
-            items.append(item)
+        items = [
+            self.past_item(p, first_refresh) for p in rng.choices(profiles, weights, k=params.items)
+        ]
         for profile in profiles:
-            self._initial_pins(profile, first_refresh)
+            self.initial_pins(profile, first_refresh)
         items.sort(key=lambda item: item.tiktok_id)
         return Genesis(shops, profiles, items)
+
+    def past_item(self, profile: Profile, first_refresh: datetime) -> SimItem:
+        """An item of ``profile`` published within ``history_days`` and indexed by now."""
+        rng = self._rng
+        while True:
+            published = first_refresh - timedelta(
+                seconds=rng.uniform(3600.0, self._params.history_days * 86400.0)
+            )
+            indexed = midnight_on_or_before(published + self.index_lag()) + DAY
+            if indexed <= first_refresh:
+                break
+        item = self.item(profile, published, indexed)
+        self._history(item, first_refresh)
+        profile.items.append(item)
+        return item
 
     def _history(self, item: SimItem, first_refresh: datetime) -> None:
         """Status and days running as of ``first_refresh``; a stop moves ``updatedAt``."""
@@ -233,11 +258,12 @@ class Generator:
             item.updated_at = max(item.updated_at, stopped)
             item.days_running = max(0, (stopped - item.published_at).days)
 
-    def _initial_pins(self, profile: Profile, first_refresh: datetime) -> None:
+    def initial_pins(self, profile: Profile, first_refresh: datetime, *, at_least: int = 0) -> None:
         """Up to ``max_pins`` pinned items per profile, and some pinned in the past."""
         rng = self._rng
         recent = sorted(profile.items, key=lambda item: item.published_at)[-12:]
-        pins = rng.randint(0, min(self._params.max_pins, len(recent)))
+        most = min(self._params.max_pins, len(recent))
+        pins = rng.randint(min(at_least, most), most)
         for item in rng.sample(recent, pins):
             days = max(0, (first_refresh - item.indexed_at).days)
             pinned = item.indexed_at + DAY * rng.randint(0, days)

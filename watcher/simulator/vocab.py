@@ -26,8 +26,8 @@ NICHES: tuple[Niche, ...] = (
         "supplements",
         "Health & Fitness",
         (491, 5702),
-        ("protein gummies", "creatine chews", "collagen powder", "sleep gummies", "greens blend"),
-        ("protein", "gymtok", "supplements", "fitnesstips", "wellness"),
+        ("protein gummies", "creatine gummies", "collagen powder", "sleep gummies", "greens blend"),
+        ("protein", "gymtok", "supplements", "fitnesstips", "creatine"),
         ("Vital", "Nutri", "Peak", "Core", "Pure"),
     ),
     Niche(

@@ -23,6 +23,7 @@ from random import Random
 from watcher.simulator.changes import Change, Staged, parse_item_id, staged_change
 from watcher.simulator.clock import DAY, SIM_START, iso, midnight_on_or_before
 from watcher.simulator.entities import Json, Profile, Shop, SimItem, detail_extras, item_json
+from watcher.simulator.examples import add_examples
 from watcher.simulator.generate import Generator
 from watcher.simulator.growth import assign_ranks, grow, rank_order
 from watcher.simulator.params import WorldParams
@@ -64,6 +65,7 @@ class World:
         self.generator = Generator(self.rng, self.params)
         self.last_refresh = midnight_on_or_before(start)
         genesis = self.generator.genesis(self.last_refresh)
+        add_examples(self.generator, genesis, self.last_refresh, seed)
         self.shops: dict[str, Shop] = {shop.id: shop for shop in genesis.shops}
         self.profiles: dict[str, Profile] = {p.handle: p for p in genesis.profiles}
         self.items: dict[int, SimItem] = {item.tiktok_id: item for item in genesis.items}
@@ -160,9 +162,15 @@ class World:
     # evolution
 
     def _evolve(self, at: datetime, targeted: set[int]) -> None:
-        """The world's own changes at one refresh; staged targets are left alone."""
+        """The world's own changes at one refresh; staged targets are left alone.
+
+        An item changes at most once per refresh (one status change, removal, restore,
+        pin or unpin): two changes landing on one item at the same instant (a stop and an
+        unpin, say) would leave ``updatedAt`` unable to tell a client which happened.
+        """
         rng = self.rng
         params = self.params
+        touched = set(targeted)
         for item in list(self.items.values()):
             if item.tiktok_id in targeted:
                 continue
@@ -170,14 +178,17 @@ class World:
             if not item.in_index:
                 if roll < params.restore_rate:
                     self._restore(item, at)
+                    touched.add(item.tiktok_id)
             elif item.type == "ad" and item.status == "active" and roll < params.stop_rate:
                 self._set_status(item, "inactive", at)
+                touched.add(item.tiktok_id)
             elif item.type == "ad" and item.status == "inactive" and roll < params.resume_rate:
                 self._set_status(item, "active", at)
+                touched.add(item.tiktok_id)
             elif not item.is_pinned and rng.random() < params.remove_rate:
                 self._remove(item, at)
         for profile in self.profiles.values():
-            visible = [i for i in profile.items if i.in_index and i.tiktok_id not in targeted]
+            visible = [i for i in profile.items if i.in_index and i.tiktok_id not in touched]
             pinned = [item for item in visible if item.is_pinned]
             roll = rng.random()
             if pinned and roll < params.unpin_rate:
@@ -185,7 +196,8 @@ class World:
             elif roll > 1.0 - params.pin_rate:
                 recent = sorted(visible, key=lambda i: i.published_at)[-8:]
                 candidates = [item for item in recent if not item.is_pinned]
-                if candidates:
+                evicted = self._pin_evictions(profile)
+                if candidates and not any(item.tiktok_id in touched for item in evicted):
                     self._pin(rng.choice(candidates), at)
         for profile in self.profiles.values():
             rate = params.new_item_rate if profile.shop else params.creator_post_rate
@@ -233,14 +245,18 @@ class World:
         before, item.status, item.updated_at = item.status, status, at
         self._log(at, "stopped" if status == "inactive" else "resumed", item, before, status)
 
+    def _pin_evictions(self, profile: Profile) -> list[SimItem]:
+        """The pins a new pin of ``profile`` pushes out: a profile keeps ``max_pins``."""
+        pinned = [other for other in profile.items if other.is_pinned]
+        pinned.sort(key=lambda other: (other.last_pinned_at or other.indexed_at, other.tiktok_id))
+        return pinned[: max(0, len(pinned) - self.params.max_pins + 1)]
+
     def _pin(self, item: SimItem, at: datetime) -> None:
         """Pin ``item``; a profile keeps at most ``max_pins``, so the oldest pin goes."""
         if item.is_pinned:
             return
-        pinned = [other for other in item.profile.items if other.is_pinned]
-        pinned.sort(key=lambda other: (other.last_pinned_at or at, other.tiktok_id))
-        while len(pinned) >= self.params.max_pins:
-            self._unpin(pinned.pop(0), at)
+        for evicted in self._pin_evictions(item.profile):
+            self._unpin(evicted, at)
         item.is_pinned = True
         item.first_pinned_at = item.first_pinned_at or at
         item.last_pinned_at = item.updated_at = at
