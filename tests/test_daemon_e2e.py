@@ -545,7 +545,8 @@ def test_failing_api_alerts_once_and_recovers_once(
     wait_ops(rx, "/t6/ops", "watch_recovered")
     assert len(ops(rx, "/t6/ops", "watch_failing")) == 1
     assert len(ops(rx, "/t6/ops", "watch_recovered")) == 1
-    assert "a" in failing["title"]
+    assert "Watch a failing" in failing["title"]
+    assert "failed 3 polls in a row" in failing["message"]
     assert_clean_stop(daemon)
 
 

@@ -206,8 +206,8 @@ class Daemon:
     def build(self, settings: Settings) -> None:
         """Create the store, client, runner, outbox and (unstarted) scheduler."""
         self.settings = settings
+        client = make_client(settings)  # first: a missing key fails before the store opens
         self.store = store = app.open_store(settings)
-        client = make_client(settings)
         self.runner = Runner(
             settings, store, client, clock=self.clock, freshness_ttl=freshness_ttl(settings)
         )
