@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 
 from watcher import plan
@@ -130,6 +130,12 @@ class Poller:
                 )
             return PollOutcome(watch.name, "failed", (), spend.credits, 0, duration, exc)
         duration = int((self._monotonic() - started) * 1000)
+        # Detection compares item timestamps on the API's clock; users read "detected at"
+        # on their own, so the recorded events carry the local time of the poll.
+        detection = replace(
+            detection,
+            events=tuple(replace(e, detected_at=started_at) for e in detection.events),
+        )
         events = detection.events
         if not dry_run:
             applied = await asyncio.to_thread(
