@@ -11,9 +11,8 @@ alembic on open. Nothing outside this module knows which database is behind it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
@@ -23,9 +22,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, create_engine, select
 
-from watcher.detect import Detection, Seen, WatchState
+from watcher.detect import Detection, WatchState
 from watcher.errors import StoreError
-from watcher.models import Event, EventKind, ItemStatus, ItemType, item_from_json, item_to_json
+from watcher.models import Event, EventKind, item_to_json
 from watcher.store_tables import (
     CreditRow,
     DeliveryRow,
@@ -36,81 +35,33 @@ from watcher.store_tables import (
     PollRow,
     WatchRow,
 )
+from watcher.store_values import (
+    Applied,
+    DeliveryView,
+    DueDelivery,
+    EventView,
+    PollRecord,
+    Routes,
+    WatchInfo,
+    event_from_row,
+    seen_from_row,
+    seen_values,
+)
+
+__all__ = [
+    "SCHEMA_HEAD",
+    "Applied",
+    "DeliveryView",
+    "DueDelivery",
+    "EventView",
+    "PollRecord",
+    "Routes",
+    "Store",
+    "WatchInfo",
+]
 
 SCHEMA_HEAD = "0001"
 """The latest migration's revision; ``tests/test_store.py`` checks it against alembic."""
-
-Routes = Mapping[EventKind, Sequence[tuple[str, int]]]
-"""For each event kind, the (notifier name, number of URLs) its deliveries go to."""
-
-
-@dataclass(frozen=True, slots=True)
-class PollRecord:
-    """What one poll did, to be stored with its outcome (and detection, if it succeeded)."""
-
-    watch: str
-    started_at: datetime
-    duration_ms: int
-    outcome: str
-    credits: int = 0
-    remaining: int | None = None
-    error: str | None = None
-    fingerprint: str = ""
-    detection: Detection | None = None
-    resume_page: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Applied:
-    """What ``apply_poll`` stored: the poll's id and the events that were new."""
-
-    poll_id: int
-    new_events: tuple[Event, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class DueDelivery:
-    """One outbox row due for sending, with its event."""
-
-    id: int
-    event_id: int
-    poll_id: int | None
-    notifier: str
-    url_index: int
-    attempts: int
-    event: Event
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryView:
-    notifier: str
-    url_index: int
-    state: str
-    attempts: int
-    last_error: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class EventView:
-    """An event with its delivery state, for ``watcher events``."""
-
-    id: int
-    event: Event
-    deliveries: tuple[DeliveryView, ...] = field(default_factory=tuple)
-
-
-@dataclass(frozen=True, slots=True)
-class WatchInfo:
-    """One watch's bookkeeping, for ``watcher status`` and the scheduler."""
-
-    name: str
-    last_poll_at: datetime | None
-    last_outcome: str | None
-    last_error: str | None
-    consecutive_failures: int
-    refresh: str | None
-    has_baseline: bool
-    removed_at: datetime | None
 
 
 def _install_sqlite_pragmas(engine: Engine) -> None:
@@ -125,53 +76,6 @@ def _install_sqlite_pragmas(engine: Engine) -> None:
         ):
             cursor.execute(pragma)
         cursor.close()
-
-
-def _event_from_row(row: EventRow) -> Event:
-    item = item_from_json(row.item) if row.item else None
-    return Event(
-        key=row.key,
-        kind=EventKind(row.kind),
-        watch=row.watch,
-        detected_at=row.detected_at,
-        item=item,
-        figures=dict(row.figures or {}),
-    )
-
-
-def _seen_from_row(row: ItemRow) -> Seen:
-    return Seen(
-        item_id=row.item_id,
-        first_seen=row.first_seen,
-        last_seen=row.last_seen,
-        tiktok_id=row.tiktok_id,
-        type=ItemType(row.type) if row.type else None,
-        status=ItemStatus(row.status) if row.status else None,
-        pinned=row.pinned,
-        rank=row.rank,
-        views=row.views,
-        updated_at=row.updated_at,
-        announced=row.announced,
-        follow_until=row.follow_until,
-    )
-
-
-def _seen_values(watch: str, seen: Seen) -> dict[str, object]:
-    return {
-        "watch": watch,
-        "item_id": seen.item_id,
-        "tiktok_id": seen.tiktok_id,
-        "type": seen.type.value if seen.type else None,
-        "status": seen.status.value if seen.status else None,
-        "pinned": seen.pinned,
-        "rank": seen.rank,
-        "views": seen.views,
-        "updated_at": seen.updated_at,
-        "first_seen": seen.first_seen,
-        "last_seen": seen.last_seen,
-        "announced": seen.announced,
-        "follow_until": seen.follow_until,
-    }
 
 
 class Store:
@@ -262,7 +166,7 @@ class Store:
                 refresh=row.refresh,
                 exact=row.exact,
                 has_baseline=row.has_baseline,
-                items={r.item_id: _seen_from_row(r) for r in items},
+                items={r.item_id: seen_from_row(r) for r in items},
             )
 
     def resume_page(self, watch: str) -> int | None:
@@ -345,7 +249,7 @@ class Store:
             return Applied(poll_id, new_events)
 
     def _upsert_items(self, s: Session, watch: str, detection: Detection) -> None:
-        rows = [_seen_values(watch, detection.state.items[i]) for i in sorted(detection.touched)]
+        rows = [seen_values(watch, detection.state.items[i]) for i in sorted(detection.touched)]
         for start in range(0, len(rows), 500):
             chunk = rows[start : start + 500]
             stmt = self._insert(ItemRow).values(chunk)
@@ -432,7 +336,7 @@ class Store:
                     notifier=d.notifier,
                     url_index=d.url_index,
                     attempts=d.attempts,
-                    event=_event_from_row(e),
+                    event=event_from_row(e),
                 )
                 for d, e in rows
             ]
@@ -531,7 +435,7 @@ class Store:
                         DeliveryView(d.notifier, d.url_index, d.state, d.attempts, d.last_error)
                     )
             return [
-                EventView(r.id or 0, _event_from_row(r), tuple(deliveries.get(r.id or 0, ())))
+                EventView(r.id or 0, event_from_row(r), tuple(deliveries.get(r.id or 0, ())))
                 for r in rows
             ]
 
