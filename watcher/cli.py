@@ -159,7 +159,8 @@ def render(ctx: click.Context, event: str, notifier: str | None) -> None:
     """Render the template for EVENT against a realistic sample; print title and body."""
     from watcher import app
     from watcher.models import EventKind
-    from watcher.render import TEXT, Renderer, channel_for_url, sample_event
+    from watcher.render import TEXT, Renderer, channel_for_url
+    from watcher.samples import sample_event
 
     if event not in set(EventKind):
         _fail(f"unknown event {event!r}; one of: {', '.join(EventKind)}")

@@ -13,7 +13,8 @@ from tests.alerts.corpus import FORBIDDEN, NASTY_CAPTIONS, UNSAFE_ANYWHERE
 from tests.receivers import HttpReceiver, SmtpReceiver
 from watcher.models import Event, EventKind
 from watcher.notify import redact, send, send_to_notifier
-from watcher.render import Message, Renderer, channel_for_url, sample_event, sample_item
+from watcher.render import Message, Renderer, channel_for_url
+from watcher.samples import sample_event, sample_item
 
 TIMEOUT = 10.0
 

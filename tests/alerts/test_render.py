@@ -26,10 +26,9 @@ from watcher.render import (
     escape_for,
     human_date,
     human_number,
-    sample_event,
-    sample_item,
     truncate,
 )
+from watcher.samples import sample_event, sample_item
 
 GOLDEN = Path(__file__).parent / "golden"
 CHANNELS = (TEXT, SLACK, TELEGRAM, EMAIL, DISCORD)
