@@ -15,15 +15,9 @@ from apscheduler.events import JobSubmissionEvent
 from apscheduler.triggers.interval import IntervalTrigger
 
 from watcher import schedule
+from watcher.cadence import build_trigger, first_run_time, freshness_ttl, in_poll_retries
 from watcher.config import Settings, load_settings
-from watcher.daemon import (
-    REJECTED_VERSION,
-    Daemon,
-    build_trigger,
-    first_run_time,
-    freshness_ttl,
-    in_poll_retries,
-)
+from watcher.daemon import REJECTED_VERSION, Daemon
 from watcher.health import HealthError
 from watcher.models import EventKind
 from watcher.outbox import FlushReport

@@ -41,7 +41,7 @@ def open_store(settings: Settings) -> Store:
     return Store(settings.state.database)
 
 
-def make_client(settings: Settings) -> TrendTrackClient:
+def make_client(settings: Settings, *, max_retries: int = 5) -> TrendTrackClient:
     """The one API client of a process; its rate limit is shared by every watch."""
     key = settings.api.api_key.get_secret_value() if settings.api.api_key else ""
     if not key:
@@ -55,6 +55,7 @@ def make_client(settings: Settings) -> TrendTrackClient:
         max_requests_per_minute=settings.api.max_requests_per_minute,
         max_concurrency=settings.api.max_concurrency,
         timeout=settings.api.timeout_seconds,
+        max_retries=max_retries,
     )
 
 

@@ -14,9 +14,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import math
 import os
-import random
 import signal
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
@@ -27,17 +25,22 @@ from typing import Any
 from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.interval import IntervalTrigger
 
-from watcher import app, schedule
+from watcher import app
+from watcher.cadence import (
+    build_trigger,
+    first_run_time,
+    freshness_ttl,
+    in_poll_retries,
+    poll_timeout,
+)
 from watcher.config import Settings, Watch
 from watcher.errors import ConfigError, WatcherError
 from watcher.health import Health, HealthServer, Metrics, start_health
 from watcher.models import EventKind, ops_event
 from watcher.outbox import FlushReport, Outbox
 from watcher.poller import PollOutcome
-from watcher.runner import FRESHNESS_TTL, Runner, utcnow
+from watcher.runner import Runner, utcnow
 from watcher.trendtrack import TrendTrackClient
 
 logger = logging.getLogger("watcher.daemon")
@@ -46,8 +49,6 @@ TICK_SECONDS = 5.0
 STOP_GRACE_SECONDS = 20.0
 FLUSH_GRACE_SECONDS = 10.0
 PRUNE_EVERY = timedelta(hours=6)
-MAX_START_SPREAD = 30.0
-MAX_RETRIES = 5
 REJECTED_VERSION = "config.rejected_version"
 PollHook = Callable[[PollOutcome], None]
 
@@ -70,90 +71,9 @@ class Totals:
         self.credits += outcome.credits
 
 
-def poll_timeout(watch: Watch) -> float:
-    """A poll may take at most this long: the interval, within 1 to 10 minutes."""
-    every = watch.schedule.every
-    seconds = every.total_seconds() if every is not None else 600.0
-    return min(max(seconds, 60.0), 600.0)
-
-
-def build_trigger(watch: Watch, settings: Settings) -> BaseTrigger:
-    """The watch's trigger, with jitter: 10 % of the interval, at most 2 minutes."""
-    every = watch.schedule.every
-    if every is not None:
-        seconds = max(int(every.total_seconds()), 1)
-        jitter = min(seconds * 0.1, 120.0)
-        return IntervalTrigger(
-            seconds=seconds, timezone=settings.timezone, jitter=int(jitter) or None
-        )
-    trigger = schedule.trigger(watch.schedule, settings.timezone)
-    trigger.jitter = 60
-    return trigger
-
-
-def first_run_time(
-    watch: Watch,
-    trigger: BaseTrigger,
-    last_poll: datetime | None,
-    now: datetime,
-    rng: Callable[[], float] = random.random,
-) -> datetime:
-    """When a (re)started watch polls first: soon if overdue, else at its turn.
-
-    PURE. Overdue means never polled, or the schedule fired since the last poll.
-    """
-    every = watch.schedule.every
-    spread = min(MAX_START_SPREAD, every.total_seconds()) if every else MAX_START_SPREAD
-    soon = now + timedelta(seconds=rng() * spread)
-    if last_poll is None:
-        return soon
-    if every is not None:
-        due = last_poll + every
-        return soon if due <= now else max(due, soon)
-    fire: datetime | None = trigger.get_next_fire_time(None, last_poll)
-    if fire is None or fire <= now:
-        return soon
-    return max(fire, soon)
-
-
-def shortest_interval(settings: Settings) -> float:
-    """Seconds between polls of the most frequent enabled watch (cron counts as an hour)."""
-    return min(
-        (
-            w.schedule.every.total_seconds() if w.schedule.every is not None else 3600.0
-            for w in settings.watches
-            if w.enabled
-        ),
-        default=3600.0,
-    )
-
-
-def in_poll_retries(settings: Settings) -> int:
-    """How often one poll retries a failed API request: while the backoff (1 s, 2 s, 4 s,
-    ...) fits in half the shortest interval, at most 5. The next poll is a retry too, so
-    a watch polled every few seconds fails fast instead of stacking missed runs. PURE."""
-    return min(MAX_RETRIES, int(math.log2(shortest_interval(settings) / 2 + 1)))
-
-
-def freshness_ttl(settings: Settings) -> timedelta:
-    """How long polls share one freshness read: never more than half an interval, so a
-    refresh is seen by the first poll after it."""
-    return min(FRESHNESS_TTL, timedelta(seconds=shortest_interval(settings) / 2))
-
-
 def make_client(settings: Settings) -> TrendTrackClient:
     """The daemon's one API client, with retries sized by ``in_poll_retries``."""
-    key = settings.api.api_key.get_secret_value() if settings.api.api_key else ""
-    if not key:
-        return app.make_client(settings)  # raises the ConfigError naming TRENDTRACK_API_KEY
-    return TrendTrackClient(
-        settings.api.base_url,
-        key,
-        max_requests_per_minute=settings.api.max_requests_per_minute,
-        max_concurrency=settings.api.max_concurrency,
-        timeout=settings.api.timeout_seconds,
-        max_retries=in_poll_retries(settings),
-    )
+    return app.make_client(settings, max_retries=in_poll_retries(settings))
 
 
 def file_version(path: Path) -> str:
