@@ -147,6 +147,13 @@ def _short(account: Account, verdict: RateVerdict, needed: int, request_id: str)
     )
 
 
+def _invalid(errors: list[FieldError], request_id: str, headers: dict[str, str]) -> Response:
+    """400 validation_error listing every field that failed."""
+    return error_response(
+        400, "validation_error", "Validation failed", request_id, errors=errors, headers=headers
+    )
+
+
 async def library(request: Request) -> Response:
     """GET /v1/tiktok/library."""
     sim, request_id = _sim(request), new_request_id()
@@ -160,14 +167,7 @@ async def library(request: Request) -> Response:
         documented_only=sim.config.documented_only,
     )
     if isinstance(parsed, list):
-        return error_response(
-            400,
-            "validation_error",
-            "Validation failed",
-            request_id,
-            errors=parsed,
-            headers=gate[1].headers(),
-        )
+        return _invalid(parsed, request_id, gate[1].headers())
     return _list_page(sim, parsed, gate, request_id)
 
 
@@ -180,14 +180,7 @@ async def library_query(request: Request) -> Response:
         return gate
     parsed = parse_body(await request.body(), documented_only=sim.config.documented_only)
     if isinstance(parsed, list):
-        return error_response(
-            400,
-            "validation_error",
-            "Validation failed",
-            request_id,
-            errors=parsed,
-            headers=gate[1].headers(),
-        )
+        return _invalid(parsed, request_id, gate[1].headers())
     return _list_page(sim, parsed, gate, request_id)
 
 
@@ -204,14 +197,7 @@ async def shop_library(request: Request) -> Response:
         documented_only=sim.config.documented_only,
     )
     if isinstance(parsed, list):
-        return error_response(
-            400,
-            "validation_error",
-            "Validation failed",
-            request_id,
-            errors=parsed,
-            headers=gate[1].headers(),
-        )
+        return _invalid(parsed, request_id, gate[1].headers())
     shop_id = str(request.path_params["shopId"]).lower()
     if shop_id not in sim.world.shops:
         return error_response(
