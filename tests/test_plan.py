@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from itertools import islice
 
 import pytest
 
@@ -100,12 +99,31 @@ def test_rank_only_watch_needs_no_feed(watches: dict[str, Watch]) -> None:
     assert not plan.needs_tracked(watches["shop"])
 
 
-def test_fallback_pages_cover_every_offset_once() -> None:
-    """The doubling pages read offsets 1, 2.., with no gap and no overlap."""
+def test_aligned_pages_cover_every_offset_once() -> None:
+    """From any offset the scan reaches, pages read the next rows with no gap or overlap."""
     covered: list[int] = []
-    for page, limit in islice(plan.fallback_pages(), 10):
-        covered.extend(range((page - 1) * limit, page * limit))
-    assert covered == list(range(1, len(covered) + 1))
+    offset = 0
+    limits = []
+    while offset < 300:
+        page, limit = plan.aligned_page(offset)
+        rows = list(range((page - 1) * limit, page * limit))
+        assert rows[0] == offset
+        covered.extend(rows)
+        limits.append(limit)
+        offset += limit
+    assert covered == list(range(len(covered)))
+    assert limits[:7] == [1, 1, 2, 4, 8, 16, 32]
+    assert set(limits[7:]) == {32}
+
+
+def test_aligned_pages_shrink_to_the_budget_and_stay_aligned() -> None:
+    """A small budget left in the poll shrinks the page, never breaking alignment."""
+    assert plan.aligned_page(32, budget=7) == (9, 4)
+    assert plan.aligned_page(64, budget=32) == (3, 32)
+    assert plan.aligned_page(48, budget=100) == (4, 16)
+    page, limit = plan.aligned_page(96, budget=1)
+    assert (page - 1) * limit == 96
+    assert limit == 1
 
 
 def test_feed_limit_respects_the_cap(watches: dict[str, Watch]) -> None:

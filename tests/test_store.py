@@ -22,16 +22,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 import watcher.store
 from watcher.detect import Detection, Seen, WatchState, event_key
 from watcher.errors import StoreError
 from watcher.models import Event, EventKind, Item, ItemStatus, ItemType
-from watcher.store import SCHEMA_HEAD, PollRecord, Routes, Store
+from watcher.store import SCHEMA_HEAD, PollRecord, Resume, Routes, Store
 
 T0 = datetime(2026, 4, 1, tzinfo=UTC)
 ROUTES: Routes = {
@@ -154,7 +155,7 @@ def test_opening_creates_every_table_and_the_alembic_version(tmp_path: Path) -> 
         versions = raw.execute("SELECT version_num FROM alembic_version").fetchall()
     raw.close()
     assert names >= TABLES
-    assert versions == [("0001",)]
+    assert versions == [(SCHEMA_HEAD,)]
 
 
 def test_reopening_migrates_nothing_and_keeps_the_data(store: Store, url: str) -> None:
@@ -240,7 +241,7 @@ def test_missing_database_driver_is_a_store_error(monkeypatch: pytest.MonkeyPatc
 def test_a_watch_never_polled_has_an_empty_memory(store: Store) -> None:
     """load_state of an unknown watch is a fresh WatchState (no baseline yet)."""
     assert store.load_state("nobody") == WatchState()
-    assert store.resume_page("nobody") is None
+    assert store.resume("nobody") == Resume()
     assert store.watches() == []
 
 
@@ -264,7 +265,8 @@ def test_apply_poll_round_trips_the_watch_state(store: Store) -> None:
         seen("c"),
     ]
     found = detection(items, watermark=3, exact=False)
-    store.apply_poll(poll(found, resume_page=4), ROUTES)
+    mark = datetime(2026, 4, 3, tzinfo=UTC)
+    store.apply_poll(poll(found, resume=Resume(page=4, offset=96, mark=mark)), ROUTES)
     loaded = store.load_state("acme")
     assert loaded == found.state
     stamps = [loaded.baseline_at, loaded.watermark, loaded.items["a"].updated_at]
@@ -272,7 +274,7 @@ def test_apply_poll_round_trips_the_watch_state(store: Store) -> None:
     assert all(s is not None and s.utcoffset() == timedelta(0) for s in stamps)
     assert loaded.items["a"].updated_at == datetime(2026, 4, 2, 12, 30, 5, 123456, tzinfo=UTC)
     assert loaded.items["c"].pinned is None
-    assert store.resume_page("acme") == 4
+    assert store.resume("acme") == Resume(page=4, offset=96, mark=mark)
 
 
 def test_only_touched_items_are_written(store: Store) -> None:
@@ -735,4 +737,26 @@ def test_reopening_a_current_database_reports_its_version(tmp_path: Path) -> Non
     fresh.close()
     store = Store(f"sqlite:///{tmp_path / 'new.db'}")
     assert store.schema_version() == SCHEMA_HEAD
+    store.close()
+
+
+def test_a_database_at_the_first_schema_upgrades_keeping_its_data(tmp_path: Path) -> None:
+    """A 0001 database (the first release) migrates to the head on open, rows intact."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files("watcher") / "migrations"))
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "0001")
+        connection.exec_driver_sql(
+            "INSERT INTO watch (name, fingerprint, has_baseline, refresh, exact,"
+            " consecutive_failures) VALUES ('old', 'f', 1, '2026-04-01', 1, 0)"
+        )
+    engine.dispose()
+    store = Store(url)
+    assert store.schema_version() == SCHEMA_HEAD
+    assert [w.name for w in store.watches()] == ["old"]
+    assert store.load_state("old").refresh == "2026-04-01"
+    assert store.resume("old") == Resume()
     store.close()

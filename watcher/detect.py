@@ -353,6 +353,7 @@ def baseline(
     mode: FirstRun,
     *,
     summary: Mapping[str, object] | None = None,
+    baseline_at: datetime | None = None,
 ) -> Detection:
     """A watch's first run: remember the baseline; alert per ``on_first_run``.
 
@@ -360,12 +361,17 @@ def baseline(
     the scope); ``obs.watermark`` the latest ``updatedAt`` in scope, which becomes both the
     baseline and the watermark (with no watermark, ``obs.at`` is the baseline). ``summary``
     holds the figures (counts read for free) of the one ``baseline`` event that the
-    ``summary`` mode sends.
+    ``summary`` mode sends. ``baseline_at`` sets the baseline apart from the watermark,
+    for a baseline scan that goes on over several polls (the watermark stays unset
+    until it completes).
     """
     # With nothing dated read (empty scope, missing updatedAt) the poll's API time is the
     # baseline, so items that existed before the first run are never announced as new.
     start = replace(
-        state, baseline_at=obs.watermark or obs.at, watermark=obs.watermark, has_baseline=True
+        state,
+        baseline_at=baseline_at or obs.watermark or obs.at,
+        watermark=obs.watermark,
+        has_baseline=True,
     )
     run = _Detector(rules, start, obs)
     for item in obs.changed:

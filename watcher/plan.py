@@ -19,7 +19,7 @@ So a watch's poll is planned in three gates and three reads:
    credit) and then pages that double in size (offsets 1, 2-3, 4-7, ... then 32 a page),
    stopping at the first row at or below the watermark. At most about twice the changed
    rows are read; if the real API also moves ``updatedAt`` on metric updates it reads
-   more, but misses nothing.
+   more, but misses nothing. A scan cut by the cap goes on at the next poll.
 3. **Follow-ups**: new items below a metric filter (``min_views``) are re-read one by one
    (1 credit each) until they cross it or ``filter_window`` ends; and for ``rank_jump``
    the tracked set (the ``track`` most-viewed active items, ``sortBy=views``) once per
@@ -37,7 +37,7 @@ later changes seen.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -48,8 +48,8 @@ from watcher.trendtrack import ListParams, QueryBody
 
 FEED_KINDS = ITEM_KINDS - {EventKind.RANK_JUMP, EventKind.BASELINE}
 MAX_LIMIT = 50
-DOUBLING_LIMITS = (1, 2, 4, 8, 16, 32)
-"""Fallback paging: after the 1-row probe, page 2 at these limits covers offsets 1..63."""
+FALLBACK_PAGE = 32
+"""The largest page of the fallback scan (a power of two, so pages stay aligned)."""
 
 _OURS = frozenset({"sortBy", "order", "page", "limit", "updatedAfter"})
 """Body keys the plan sets itself; a user's raw query may not steer paging or order."""
@@ -166,19 +166,19 @@ def feed_limit(watch: Watch) -> int:
     return max(1, min(MAX_LIMIT, watch.max_credits_per_poll))
 
 
-def fallback_pages() -> Iterator[tuple[int, int]]:
-    """(page, limit) pairs reading a descending feed from offset 1 on, doubling in size.
+def aligned_page(offset: int, budget: int = FALLBACK_PAGE) -> tuple[int, int]:
+    """The (page, limit) that reads a descending feed from row ``offset`` on, at most
+    ``budget`` rows (``budget`` >= 1).
 
-    Offset 0 is read first by a 1-row probe. Page ``p`` at limit ``L`` covers offsets
-    ``(p-1)L`` to ``pL-1``, so page 2 at limits 1, 2, 4, ... 32 covers 1..63, then pages
-    3, 4, ... at limit 32 continue from 64.
+    Row 0 is a 1-row probe. After it, pages double in size, as page ``p`` at limit ``L``
+    covers rows ``(p-1)L`` to ``pL-1``: rows 1, 2-3, 4-7, ... 32-63 (page 2 at limits
+    1, 2, 4, ... 32), then pages 3, 4, ... at limit 32. Limits are powers of two dividing
+    the offset, so a scan can stop anywhere and go on later from there.
     """
-    for limit in DOUBLING_LIMITS:
-        yield 2, limit
-    page = 3
-    while True:
-        yield page, DOUBLING_LIMITS[-1]
-        page += 1
+    if offset <= 0:
+        return 1, 1
+    limit = min(offset & -offset, FALLBACK_PAGE, 1 << (max(budget, 1).bit_length() - 1))
+    return offset // limit + 1, limit
 
 
 @dataclass(frozen=True, slots=True)

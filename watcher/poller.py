@@ -20,7 +20,7 @@ from watcher.config import Watch
 from watcher.detect import Detection, FirstRun, Observation, WatchState, baseline, detect
 from watcher.errors import ApiError, NotFound, ValidationFailed
 from watcher.models import Event, Item
-from watcher.store import PollRecord, Routes, Store
+from watcher.store import PollRecord, Resume, Routes, Store
 from watcher.trendtrack import Page, TrendTrackClient
 
 logger = logging.getLogger("watcher.poll")
@@ -100,17 +100,22 @@ class Poller:
         started = self._monotonic()
         started_at = self._wall()
         state = await asyncio.to_thread(self.store.load_state, watch.name)
-        resume = await asyncio.to_thread(self.store.resume_page, watch.name)
-        if state.has_baseline and state.refresh == fresh.refresh and resume is None:
+        resume = await asyncio.to_thread(self.store.resume, watch.name)
+        if state.has_baseline and state.refresh == fresh.refresh and not resume.pending:
             return PollOutcome(watch.name, "skipped")
+        if resume.pending and state.refresh != fresh.refresh:
+            # A refresh landed mid-feed: rows already read may have moved (to the end of
+            # the ascending feed, to the top of the descending scan) and changed again.
+            # Start over from the same watermark: some rows are read twice, none missed.
+            resume = Resume()
         spend = _Spend()
         try:
             if state.has_baseline:
-                detection, resume_next = await self._incremental(watch, state, fresh, resume, spend)
-                outcome = "capped" if resume_next is not None else "ok"
+                detection, resume = await self._incremental(watch, state, fresh, resume, spend)
+                outcome = "capped" if resume.pending else "ok"
             else:
-                detection, resume_next = await self._baseline(watch, state, fresh, spend), None
-                outcome = "baseline"
+                detection, resume = await self._baseline(watch, state, fresh, spend)
+                outcome = "capped" if resume.pending else "baseline"
         except ApiError as exc:
             duration = int((self._monotonic() - started) * 1000)
             if not dry_run:
@@ -149,7 +154,7 @@ class Poller:
                     remaining=self.client.meter.balance,
                     fingerprint=watch.fingerprint,
                     detection=detection,
-                    resume_page=resume_next,
+                    resume=resume,
                 ),
                 routes,
             )
@@ -162,26 +167,34 @@ class Poller:
 
     async def _baseline(
         self, watch: Watch, state: WatchState, fresh: Freshness, spend: _Spend
-    ) -> Detection:
+    ) -> tuple[Detection, Resume]:
+        """The first run: the watermark (1 row), plus what the first-run mode needs.
+
+        Without exact ``updatedAt`` (the fallback), status changes of items never seen
+        can't be told from metric updates, so the baseline reads the whole scope instead,
+        over several polls if ``max_credits_per_poll`` cuts it.
+        """
         mode = plan.first_run_mode(watch)
         scope = plan.feed_scope(watch)
         exact = await self._updated_after_supported(scope)
-        read_all = mode == FirstRun.NOTIFY_ALL or (not exact and plan.needs_feed(watch))
-        cap = watch.max_credits_per_poll
         rows: list[Item] = []
-        limit = 1
-        if read_all:
-            limit = plan.feed_limit(watch)
-        page = 1
-        newest = scope.with_(sort_by="updatedAt", order="desc", page=page, limit=limit)
-        while True:
-            result = spend.page(await self.client.fetch(newest, shop_id=scope.shop_id))
-            rows.extend(result.items)
-            if not read_all or not result.has_more or spend.credits + limit > cap:
-                break
-            page += 1
-            newest = newest.with_page(page, limit)
-        watermark = max((i.updated_at for i in rows if i.updated_at), default=None)
+        resume = Resume()
+        baseline_at: datetime | None = None
+        if not exact and plan.needs_feed(watch):
+            watermark, resume = await self._fallback_feed(watch, state, resume, spend, rows)
+            baseline_at = resume.mark
+        else:
+            read_all = mode == FirstRun.NOTIFY_ALL
+            limit = plan.feed_limit(watch) if read_all else 1
+            newest = scope.with_(sort_by="updatedAt", order="desc", page=1, limit=limit)
+            while True:
+                result = spend.page(await self.client.fetch(newest, shop_id=scope.shop_id))
+                rows.extend(result.items)
+                cap = watch.max_credits_per_poll
+                if not read_all or not result.has_more or spend.credits + limit > cap:
+                    break
+                newest = newest.with_page((newest.page or 1) + 1, limit)
+            watermark = max((i.updated_at for i in rows if i.updated_at), default=None)
         tracked = await self._tracked(watch, spend) if plan.needs_tracked(watch) else None
         summary = await self._summary(scope) if mode == FirstRun.SUMMARY else None
         obs = Observation(
@@ -192,7 +205,9 @@ class Poller:
             watermark=watermark,
             exact=exact,
         )
-        return baseline(plan.rules_for(watch), state, obs, mode, summary=summary)
+        rules = plan.rules_for(watch)
+        found = baseline(rules, state, obs, mode, summary=summary, baseline_at=baseline_at)
+        return found, resume
 
     async def _summary(self, scope: plan.Scope) -> dict[str, object]:
         """Free counts for the ``summary`` first run (pages past the end cost 0)."""
@@ -239,30 +254,30 @@ class Poller:
         watch: Watch,
         state: WatchState,
         fresh: Freshness,
-        resume: int | None,
+        resume: Resume,
         spend: _Spend,
-    ) -> tuple[Detection, int | None]:
+    ) -> tuple[Detection, Resume]:
         changed: list[Item] = []
         watermark = state.watermark
-        resume_next: int | None = None
+        after = Resume()
         exact = False
         if plan.needs_feed(watch):
             scope = plan.feed_scope(watch)
             exact = await self._updated_after_supported(scope)
             if exact:
                 try:
-                    watermark, resume_next = await self._feed(watch, state, resume, spend, changed)
+                    watermark, after = await self._feed(watch, state, resume, spend, changed)
                 except ValidationFailed as exc:
                     if not exc.rejects(UPDATED_AFTER):
                         raise
                     await self._learn(supported=False)
                     exact = False
             if not exact:
-                watermark = await self._fallback_feed(watch, state, spend, changed)
+                watermark, after = await self._fallback_feed(watch, state, resume, spend, changed)
         tracked: list[Item] | None = None
         rechecked: list[Item] = []
         gone: list[str] = []
-        if resume_next is None:
+        if not after.pending:
             if plan.needs_tracked(watch):
                 tracked = await self._tracked(watch, spend)
             await self._recheck(watch, state, fresh, spend, changed, rechecked, gone)
@@ -276,20 +291,20 @@ class Poller:
             watermark=watermark,
             exact=exact,
         )
-        return detect(plan.rules_for(watch), state, obs), resume_next
+        return detect(plan.rules_for(watch), state, obs), after
 
     async def _feed(
         self,
         watch: Watch,
         state: WatchState,
-        resume: int | None,
+        resume: Resume,
         spend: _Spend,
         changed: list[Item],
-    ) -> tuple[datetime | None, int | None]:
-        """Changes since the watermark, oldest first; returns (watermark, resume page)."""
+    ) -> tuple[datetime | None, Resume]:
+        """Changes since the watermark, oldest first; returns (watermark, where to resume)."""
         scope = plan.feed_scope(watch)
         limit = plan.feed_limit(watch)
-        page = resume or 1
+        page = resume.page or 1
         params = scope.with_(
             sort_by="updatedAt",
             order="asc",
@@ -304,7 +319,7 @@ class Poller:
                     watch.name,
                     page,
                 )
-                return state.watermark, page
+                return state.watermark, Resume(page=page)
             result = spend.page(await self.client.fetch(params, shop_id=scope.shop_id))
             changed.extend(result.items)
             if not result.has_more:
@@ -312,35 +327,53 @@ class Poller:
             page += 1
             params = params.with_page(page, limit)
         stamps = [i.updated_at for i in changed if i.updated_at is not None]
-        return max([*stamps, *([state.watermark] if state.watermark else [])], default=None), None
+        marks = [*stamps, *([state.watermark] if state.watermark else [])]
+        return max(marks, default=None), Resume()
 
     async def _fallback_feed(
-        self, watch: Watch, state: WatchState, spend: _Spend, changed: list[Item]
-    ) -> datetime | None:
-        """Without ``updatedAfter``: read ``updatedAt`` descending down to the watermark."""
+        self,
+        watch: Watch,
+        state: WatchState,
+        resume: Resume,
+        spend: _Spend,
+        changed: list[Item],
+    ) -> tuple[datetime | None, Resume]:
+        """Without ``updatedAfter``: read ``updatedAt`` descending down to the watermark.
+
+        A scan cut by ``max_credits_per_poll`` goes on at the next poll from the row it
+        stopped at (``poll`` restarts it if a refresh landed in between); the watermark
+        moves to the scan's first row once it completes.
+        """
         scope = plan.feed_scope(watch)
         base = scope.with_(sort_by="updatedAt", order="desc", page=1, limit=1)
-        mark = state.watermark
-
-        def take(page: Page) -> bool:
-            """Keep rows above the watermark; True when the feed reached it."""
-            for item in page.items:
-                if mark is not None and item.updated_at is not None and item.updated_at <= mark:
-                    return True
+        floor = state.watermark
+        offset = resume.offset or 0
+        mark = resume.mark if resume.offset else None
+        done = False
+        while not done:
+            budget = watch.max_credits_per_poll - spend.credits
+            page, limit = plan.aligned_page(offset, budget)
+            if offset and budget < 1:
+                logger.warning(
+                    "%s: max_credits_per_poll reached; the fallback scan resumes at row %d",
+                    watch.name,
+                    offset,
+                )
+                return floor, Resume(offset=offset, mark=mark)
+            result = spend.page(
+                await self.client.fetch(base.with_page(page, limit), shop_id=scope.shop_id)
+            )
+            if offset == 0 and result.items:
+                mark = result.items[0].updated_at
+            for item in result.items:
+                if floor is not None and item.updated_at is not None and item.updated_at <= floor:
+                    done = True
+                    break
                 changed.append(item)
-            return not page.has_more
-
-        done = take(spend.page(await self.client.fetch(base, shop_id=scope.shop_id)))
-        for page, limit in plan.fallback_pages():
-            if done:
-                break
-            if spend.credits + limit > watch.max_credits_per_poll:
-                logger.warning("%s: max_credits_per_poll reached in the fallback feed", watch.name)
-                break
-            result = await self.client.fetch(base.with_page(page, limit), shop_id=scope.shop_id)
-            done = take(spend.page(result))
-        stamps = [i.updated_at for i in changed if i.updated_at is not None]
-        return max([*stamps, *([mark] if mark else [])], default=None)
+            offset += limit
+            done = done or not result.has_more
+        marks = [m for m in (mark, floor) if m is not None]
+        return max(marks, default=None), Resume()
 
     async def _tracked(self, watch: Watch, spend: _Spend) -> list[Item]:
         scope = plan.tracked_scope(watch)

@@ -41,6 +41,7 @@ from watcher.store_values import (
     DueDelivery,
     EventView,
     PollRecord,
+    Resume,
     Routes,
     WatchInfo,
     event_from_row,
@@ -55,12 +56,13 @@ __all__ = [
     "DueDelivery",
     "EventView",
     "PollRecord",
+    "Resume",
     "Routes",
     "Store",
     "WatchInfo",
 ]
 
-SCHEMA_HEAD = "0001"
+SCHEMA_HEAD = "0002"
 """The latest migration's revision; ``tests/test_store.py`` checks it against alembic."""
 
 
@@ -169,10 +171,13 @@ class Store:
                 items={r.item_id: seen_from_row(r) for r in items},
             )
 
-    def resume_page(self, watch: str) -> int | None:
+    def resume(self, watch: str) -> Resume:
+        """Where the watch's unfinished change feed goes on (nothing pending by default)."""
         with self._read() as s:
             row = s.get(WatchRow, watch)
-            return row.resume_page if row else None
+            if row is None:
+                return Resume()
+            return Resume(row.resume_page, row.resume_offset, row.resume_mark)
 
     def consecutive_failures(self, watch: str) -> int:
         with self._read() as s:
@@ -215,7 +220,9 @@ class Store:
                 row.watermark = state.watermark
                 row.refresh = state.refresh
                 row.exact = state.exact
-                row.resume_page = record.resume_page
+                row.resume_page = record.resume.page
+                row.resume_offset = record.resume.offset
+                row.resume_mark = record.resume.mark
             s.add(row)
             s.flush()
             poll = PollRow(

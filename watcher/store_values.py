@@ -18,6 +18,24 @@ Routes = Mapping[EventKind, Sequence[tuple[str, int]]]
 
 
 @dataclass(frozen=True, slots=True)
+class Resume:
+    """Where an unfinished (capped) change feed goes on at the next poll.
+
+    ``page``: the next page of the ascending ``updatedAfter`` feed. ``offset`` and
+    ``mark``: the next row of the descending fallback scan, and the ``updatedAt`` of the
+    row it started from, which becomes the watermark once the scan completes.
+    """
+
+    page: int | None = None
+    offset: int | None = None
+    mark: datetime | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.page is not None or self.offset is not None
+
+
+@dataclass(frozen=True, slots=True)
 class PollRecord:
     """What one poll did, to be stored with its outcome (and detection, if it succeeded)."""
 
@@ -30,7 +48,7 @@ class PollRecord:
     error: str | None = None
     fingerprint: str = ""
     detection: Detection | None = None
-    resume_page: int | None = None
+    resume: Resume = field(default_factory=Resume)
 
 
 @dataclass(frozen=True, slots=True)
