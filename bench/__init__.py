@@ -1,0 +1,1 @@
+"""watcher's benchmarks: ``make bench`` (``python -m bench``); see ``bench/README.md``."""
