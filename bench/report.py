@@ -99,12 +99,14 @@ def table(results: Mapping[str, Any]) -> str:
         )
     for run in results["scale"]:
         lag = run["lag_seconds"]
+        took = run["poll_seconds"]
         rows.append(
             [
                 f"scale ({run['watches']:,} watches every {run['every_seconds']} s)",
-                "polls/s (demand) / lag p50, p99 / CPU",
-                f"{run['polls_per_second']:,} ({run['demand_polls_per_second']:,})"
-                f" / {lag['p50']:.3f}, {lag['p99']:.3f} s / {run['cpu']:.2f}",
+                "polls/s done (demand); lag p50, p99; poll wall p50, p99; in flight; CPU",
+                f"{run['polls_per_second']:,} ({run['demand_polls_per_second']:,});"
+                f" {lag['p50']:.3f}, {lag['p99']:.3f} s; {took['p50']:.2f}, {took['p99']:.2f} s;"
+                f" {run['max_in_flight']:,}; {run['cpu']:.2f}",
                 "",
             ]
         )
