@@ -28,8 +28,15 @@ def _progress(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+def _git(*args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+    return done.stdout.strip()
+
+
 def _machine() -> dict[str, object]:
     return {
+        "commit": _git("rev-parse", "--short", "HEAD"),
+        "uncommitted": _git("status", "--porcelain", "--untracked-files=no").splitlines(),
         "nproc": os.cpu_count(),
         "cpus_usable": len(os.sched_getaffinity(0)),
         "python": platform.python_version(),
