@@ -183,7 +183,7 @@ class Poller:
         if not exact and plan.needs_feed(watch):
             watermark, resume = await self._fallback_feed(watch, state, resume, spend, rows)
             baseline_at = resume.mark
-        else:
+        elif plan.needs_feed(watch):
             read_all = mode == FirstRun.NOTIFY_ALL
             limit = plan.feed_limit(watch) if read_all else 1
             newest = scope.with_(sort_by="updatedAt", order="desc", page=1, limit=limit)
@@ -195,6 +195,10 @@ class Poller:
                     break
                 newest = newest.with_page((newest.page or 1) + 1, limit)
             watermark = max((i.updated_at for i in rows if i.updated_at), default=None)
+        else:
+            # A rank-only watch has no feed: a feed row would cost a credit and leave a
+            # rank from outside the tracked set, compared when the item joins it later.
+            watermark = None
         tracked = await self._tracked(watch, spend) if plan.needs_tracked(watch) else None
         summary = await self._summary(scope) if mode == FirstRun.SUMMARY else None
         obs = Observation(
