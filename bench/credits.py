@@ -35,7 +35,7 @@ from watcher.simulator.testing import SimHandle
 from watcher.store import Store
 
 DAYS = 30
-NAIVE_DAYS = 7
+NAIVE_DAYS = 5
 DOCUMENTED_DAYS = 4
 """The naive poller and the documented-only mode make the simulator serve ~60x and ~30x
 more rows than watcher with [chosen] on; they run fewer days so the whole suite fits in

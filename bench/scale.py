@@ -41,7 +41,7 @@ from watcher.store_tables import WatchRow
 
 RUNS = ((1_000, 10), (1_000, 5), (10_000, 60))
 """(watches, interval seconds): demand of 100, 200 and 167 polls/s."""
-WINDOW = 25.0
+WINDOW = 20.0
 
 
 def _targets(sim: SimHandle, count: int) -> list[str]:
