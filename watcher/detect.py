@@ -166,11 +166,30 @@ class _Detector:
         key = event_key(self.rules.watch, kind, item.id, change)
         self.events.append(Event(key, kind, self.rules.watch, self.obs.at, item, dict(figures)))
 
-    def remember(self, item: Item, seen: Seen | None, **changes: object) -> Seen:
-        base = seen or Seen(item_id=item.id, first_seen=self.obs.at, last_seen=self.obs.at)
-        updated = replace(
-            base,
-            last_seen=self.obs.at,
+    def remember(
+        self,
+        item: Item,
+        seen: Seen | None,
+        *,
+        announced: bool | None = None,
+        follow_until: datetime | None = None,
+    ) -> Seen:
+        """Store what this poll saw of ``item``. ``announced=True`` ends any following,
+        ``False`` follows it until ``follow_until``; ``None`` keeps both as they were.
+
+        Built field by field, not with ``dataclasses.replace``: this runs for every row a
+        poll reads, and ``replace`` is several times slower.
+        """
+        at = self.obs.at
+        base = seen or Seen(item_id=item.id, first_seen=at, last_seen=at)
+        if announced is None:
+            announced, follow_until = base.announced, base.follow_until
+        elif announced:
+            follow_until = None
+        updated = Seen(
+            item_id=base.item_id,
+            first_seen=base.first_seen,
+            last_seen=at,
             tiktok_id=item.tiktok_id or base.tiktok_id,
             type=item.type or base.type,
             status=item.status or base.status,
@@ -178,7 +197,8 @@ class _Detector:
             rank=item.rank if item.rank is not None else base.rank,
             views=item.views if item.views is not None else base.views,
             updated_at=item.updated_at or base.updated_at,
-            **changes,  # type: ignore[arg-type]
+            announced=announced,
+            follow_until=follow_until,
         )
         self.items[item.id] = updated
         self.touched.add(item.id)

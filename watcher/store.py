@@ -10,19 +10,21 @@ alembic on open. Nothing outside this module knows which database is behind it.
 
 from __future__ import annotations
 
+import json
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
 
 from sqlalchemy import Engine, and_, delete, event, func, inspect, or_, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.sql.base import Executable
 from sqlmodel import Session, col, create_engine, select
 
-from watcher.detect import Detection, WatchState
+from watcher.detect import Detection, Seen, WatchState
 from watcher.errors import StoreError
 from watcher.models import Event, EventKind, item_to_json
 from watcher.store_tables import (
@@ -63,6 +65,8 @@ __all__ = [
 ]
 
 SCHEMA_HEAD = "0002"
+_IN_CHUNK = 500
+"""Keys per ``IN (...)`` lookup, well under SQLite's bound-parameter limit."""
 """The latest migration's revision; ``tests/test_store.py`` checks it against alembic."""
 
 
@@ -78,6 +82,76 @@ def _install_sqlite_pragmas(engine: Engine) -> None:
         ):
             cursor.execute(pragma)
         cursor.close()
+
+
+_ITEM_KEEP = frozenset({"watch", "item_id", "first_seen"})
+_ITEM_COLUMNS = tuple(ItemRow.model_fields)
+"""Item columns an upsert never overwrites: the key, and when the item was first seen."""
+
+
+def _sqlite_text(value: datetime) -> str:
+    """A datetime as SQLAlchemy's SQLite dialect stores it: naive UTC text."""
+    if value.tzinfo is None:
+        raise StoreError("naive datetime given to the store")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _sqlite_rows(rows: Sequence[Mapping[str, object]]) -> list[tuple[object, ...]]:
+    """Rows as SQLAlchemy's SQLite dialect stores them: UTC datetimes as text, JSON
+    columns as JSON text. A poll's rows share few distinct times, each converted once."""
+    texts: dict[datetime, str] = {}
+
+    def convert(value: object) -> object:
+        if isinstance(value, datetime):
+            text = texts.get(value)
+            if text is None:
+                text = texts[value] = _sqlite_text(value)
+            return text
+        if isinstance(value, dict | list):
+            return json.dumps(value)
+        return value
+
+    return [tuple(convert(v) for v in row.values()) for row in rows]
+
+
+def _sqlite_item_rows(watch: str, seen: Iterable[Seen]) -> list[tuple[object, ...]]:
+    """Items as SQLite rows in ``_ITEM_COLUMNS`` order, built directly: this runs for
+    every row every poll reads, where the generic ``_sqlite_rows`` costs twice as much."""
+    texts: dict[datetime, str] = {}
+
+    def text(value: datetime | None) -> str | None:
+        if value is None:
+            return None
+        converted = texts.get(value)
+        if converted is None:
+            converted = texts[value] = _sqlite_text(value)
+        return converted
+
+    return [
+        (
+            watch,
+            s.item_id,
+            s.tiktok_id,
+            s.type.value if s.type else None,
+            s.status.value if s.status else None,
+            s.pinned,
+            s.rank,
+            s.views,
+            text(s.updated_at),
+            text(s.first_seen),
+            text(s.last_seen),
+            s.announced,
+            text(s.follow_until),
+        )
+        for s in seen
+    ]
+
+
+def _sqlite_insert(table: str, columns: Sequence[str], conflict: str = "") -> str:
+    """``INSERT`` SQL with ``?`` marks for our own table and column names."""
+    names = ", ".join(columns)
+    marks = ", ".join("?" for _ in columns)
+    return f"INSERT INTO {table} ({names}) VALUES ({marks}) {conflict}"  # noqa: S608  # our own names
 
 
 class Store:
@@ -255,17 +329,42 @@ class Store:
                 )
             return Applied(poll_id, new_events)
 
+    def _bulk_insert(
+        self,
+        s: Session,
+        rows: Sequence[Mapping[str, object]],
+        statement: Executable,
+        sqlite_conflict: str = "",
+    ) -> None:
+        """Insert many rows with one statement. On SQLite (the hot path of every poll) the
+        driver's own executemany, several times faster than SQLAlchemy binding each row;
+        elsewhere SQLAlchemy's ``statement``. ``sqlite_conflict`` mirrors its conflict rule."""
+        if not rows:
+            return
+        if self.engine.dialect.name == "sqlite":
+            table = statement.table.name  # type: ignore[attr-defined]
+            sql = _sqlite_insert(table, list(rows[0]), sqlite_conflict)
+            s.connection().exec_driver_sql(sql, _sqlite_rows(rows))
+            return
+        s.connection().execute(statement, list(rows))
+
     def _upsert_items(self, s: Session, watch: str, detection: Detection) -> None:
-        rows = [seen_values(watch, detection.state.items[i]) for i in sorted(detection.touched)]
-        for start in range(0, len(rows), 500):
-            chunk = rows[start : start + 500]
-            stmt = self._insert(ItemRow).values(chunk)
-            keep = {"watch", "item_id", "first_seen"}
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["watch", "item_id"],
-                set_={c: stmt.excluded[c] for c in chunk[0] if c not in keep},
-            )
-            s.exec(stmt)
+        """Upsert the touched items with one statement executed for many rows."""
+        seen = [detection.state.items[i] for i in sorted(detection.touched)]
+        if not seen:
+            return
+        kept = [c for c in _ITEM_COLUMNS if c not in _ITEM_KEEP]
+        if self.engine.dialect.name == "sqlite":
+            updates = ", ".join(f"{c} = excluded.{c}" for c in kept)
+            conflict = f"ON CONFLICT (watch, item_id) DO UPDATE SET {updates}"
+            sql = _sqlite_insert("item_seen", _ITEM_COLUMNS, conflict)
+            s.connection().exec_driver_sql(sql, _sqlite_item_rows(watch, seen))
+            return
+        stmt = self._insert(ItemRow)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["watch", "item_id"], set_={c: stmt.excluded[c] for c in kept}
+        )
+        s.connection().execute(stmt, [seen_values(watch, item) for item in seen])
 
     def _insert_events(
         self,
@@ -276,41 +375,63 @@ class Store:
         queued_at: datetime,
     ) -> tuple[Event, ...]:
         """Insert new events and their outbox rows, due at ``queued_at`` (the local clock:
-        ``detected_at`` is the API's, which may run ahead or behind)."""
-        inserted: list[Event] = []
+        ``detected_at`` is the API's, which may run ahead or behind).
+
+        A handful of statements whatever the number of events: the keys already recorded
+        (by an earlier run of this poll) are looked up, the others inserted many at a time.
+        """
+        fresh: dict[str, Event] = {}
         for ev in events:
-            stmt = (
-                self._insert(EventRow)
-                .values(
-                    key=ev.key,
-                    watch=ev.watch,
-                    kind=ev.kind.value,
-                    item_id=ev.item.id if ev.item else None,
-                    tiktok_id=ev.item.tiktok_id if ev.item else None,
-                    detected_at=ev.detected_at,
-                    created_at=queued_at,
-                    poll_id=poll_id,
-                    figures=ev.figures,
-                    item=item_to_json(ev.item) if ev.item else None,
-                )
-                .on_conflict_do_nothing(index_elements=["key"])
-                .returning(col(EventRow.id))
-            )
-            event_id = s.exec(stmt).scalar()
-            if event_id is None:
-                continue  # recorded by an earlier run of this poll
-            inserted.append(ev)
-            for notifier, url_count in routes.get(ev.kind, ()):
-                for index in range(url_count):
-                    s.add(
-                        DeliveryRow(
-                            event_id=event_id,
-                            notifier=notifier,
-                            url_index=index,
-                            next_attempt_at=queued_at,
-                        )
-                    )
-        return tuple(inserted)
+            fresh.setdefault(ev.key, ev)
+        if not fresh:
+            return ()
+        connection = s.connection()
+        keys = list(fresh)
+        for start in range(0, len(keys), _IN_CHUNK):
+            chunk = keys[start : start + _IN_CHUNK]
+            known = select(col(EventRow.key)).where(col(EventRow.key).in_(chunk))
+            for key in connection.execute(known).scalars():
+                del fresh[key]  # recorded by an earlier run of this poll
+        if not fresh:
+            return ()
+        rows = [
+            {
+                "key": ev.key,
+                "watch": ev.watch,
+                "kind": ev.kind.value,
+                "item_id": ev.item.id if ev.item else None,
+                "tiktok_id": ev.item.tiktok_id if ev.item else None,
+                "detected_at": ev.detected_at,
+                "created_at": queued_at,
+                "poll_id": poll_id,
+                "figures": ev.figures,
+                "item": item_to_json(ev.item) if ev.item else None,
+            }
+            for ev in fresh.values()
+        ]
+        new_events = self._insert(EventRow).on_conflict_do_nothing(index_elements=["key"])
+        self._bulk_insert(s, rows, new_events, "ON CONFLICT (key) DO NOTHING")
+        ids: dict[str, int] = {}
+        new_keys = list(fresh)
+        for start in range(0, len(new_keys), _IN_CHUNK):
+            chunk = new_keys[start : start + _IN_CHUNK]
+            query = select(col(EventRow.key), col(EventRow.id)).where(col(EventRow.key).in_(chunk))
+            ids.update({key: event_id or 0 for key, event_id in connection.execute(query)})
+        deliveries = [
+            {
+                "event_id": ids[ev.key],
+                "notifier": notifier,
+                "url_index": index,
+                "state": "pending",
+                "attempts": 0,
+                "next_attempt_at": queued_at,
+            }
+            for ev in fresh.values()
+            for notifier, url_count in routes.get(ev.kind, ())
+            for index in range(url_count)
+        ]
+        self._bulk_insert(s, deliveries, self._insert(DeliveryRow))
+        return tuple(fresh.values())
 
     def record_event(self, ev: Event, routes: Routes) -> bool:
         """Record an event outside a poll (ops events); False if its key exists."""
