@@ -99,10 +99,10 @@ class Poller:
         """
         started = self._monotonic()
         started_at = self._wall()
+        has_baseline, refresh, resume = await asyncio.to_thread(self.store.progress, watch.name)
+        if has_baseline and refresh == fresh.refresh and not resume.pending:
+            return PollOutcome(watch.name, "skipped")  # one small read: most polls end here
         state = await asyncio.to_thread(self.store.load_state, watch.name)
-        resume = await asyncio.to_thread(self.store.resume, watch.name)
-        if state.has_baseline and state.refresh == fresh.refresh and not resume.pending:
-            return PollOutcome(watch.name, "skipped")
         if resume.pending and state.refresh != fresh.refresh:
             # A refresh landed mid-feed: rows already read may have moved (to the end of
             # the ascending feed, to the top of the descending scan) and changed again.

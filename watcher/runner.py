@@ -26,6 +26,7 @@ from watcher.trendtrack import TrendTrackClient
 logger = logging.getLogger("watcher.run")
 
 FRESHNESS_TTL = timedelta(seconds=30)
+EPISODES_TTL = timedelta(minutes=1)
 API = "api"
 
 
@@ -89,6 +90,7 @@ class Runner:
         self._failures: dict[str, int] = {}
         """Each failing watch's latest count of failed polls in a row, for its recovery."""
         self._fresh_lock = asyncio.Lock()
+        self._episode_cache: tuple[datetime, set[tuple[str, str]]] | None = None
 
     # --- shared reads ----------------------------------------------------------------------
 
@@ -232,15 +234,29 @@ class Runner:
     async def _open(self, kind: EventKind, subject: str, **figures: object) -> None:
         now = self.clock()
         opened = await asyncio.to_thread(self.store.open_episode, kind, subject, now)
+        (await self._episodes()).add((kind.value, subject))
         if opened:
             await self.record_ops(ops_event(kind, subject, now, figures))
 
     async def _close(
         self, kind: EventKind, subject: str, announce: EventKind | None = None, **figures: object
     ) -> None:
+        episodes = await self._episodes()
+        if (kind.value, subject) not in episodes:
+            return  # nothing open: no write (every healthy poll comes here)
+        episodes.discard((kind.value, subject))
         closed = await asyncio.to_thread(self.store.close_episode, kind, subject)
         if closed and announce is not None:
             await self.record_ops(ops_event(announce, subject, self.clock(), figures))
+
+    async def _episodes(self) -> set[tuple[str, str]]:
+        """Open episodes, read from the database at most once per ``EPISODES_TTL`` (other
+        processes, such as ``watcher once``, may open some too)."""
+        now = self.clock()
+        if self._episode_cache is None or now - self._episode_cache[0] >= EPISODES_TTL:
+            episodes = await asyncio.to_thread(self.store.open_episodes)
+            self._episode_cache = (now, episodes)
+        return self._episode_cache[1]
 
     async def record_ops(self, event: OpsEvent) -> None:
         """Record an ops event in the outbox, routed to ``ops_notify``."""

@@ -520,6 +520,21 @@ class Store:
             )
             return bool(result.rowcount)
 
+    def open_episodes(self) -> set[tuple[str, str]]:
+        """Every open episode as (kind, subject)."""
+        with self._read() as s:
+            return {(row.kind, row.subject) for row in s.exec(select(EpisodeRow))}
+
+    def progress(self, watch: str) -> tuple[bool, str | None, Resume]:
+        """What the refresh gate needs, from the watch row alone: whether the watch has a
+        baseline, the refresh it last processed, and any unfinished feed."""
+        with self._read() as s:
+            row = s.get(WatchRow, watch)
+            if row is None:
+                return False, None, Resume()
+            resume = Resume(row.resume_page, row.resume_offset, row.resume_mark)
+            return row.has_baseline, row.refresh, resume
+
     def episode_open(self, kind: EventKind, subject: str) -> bool:
         with self._read() as s:
             return s.get(EpisodeRow, (kind.value, subject)) is not None
