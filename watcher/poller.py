@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
 from watcher import plan
@@ -64,7 +64,6 @@ class PollOutcome:
 @dataclass
 class _Spend:
     credits: int = 0
-    rows: list[Item] = field(default_factory=list)
 
     def page(self, page: Page) -> Page:
         used = page.credits_used

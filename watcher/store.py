@@ -247,11 +247,7 @@ class Store:
 
     def resume(self, watch: str) -> Resume:
         """Where the watch's unfinished change feed goes on (nothing pending by default)."""
-        with self._read() as s:
-            row = s.get(WatchRow, watch)
-            if row is None:
-                return Resume()
-            return Resume(row.resume_page, row.resume_offset, row.resume_mark)
+        return self.progress(watch)[2]
 
     def consecutive_failures(self, watch: str) -> int:
         with self._read() as s:
