@@ -37,7 +37,7 @@ from watcher.daemon import Daemon
 from watcher.poller import CAPABILITY_KEY, PollOutcome
 from watcher.simulator.testing import SimHandle
 from watcher.store import Store
-from watcher.store_tables import WatchRow
+from watcher.store.tables import WatchRow
 
 RUNS = ((1_000, 10), (1_000, 5), (10_000, 60))
 """(watches, interval seconds): demand of 100, 200 and 167 polls/s."""

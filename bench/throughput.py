@@ -24,7 +24,7 @@ from pathlib import Path
 from watcher.detect import Observation, Rules, Seen, WatchState, detect
 from watcher.models import ITEM_KINDS, EventKind, Item, ItemStatus, ItemType
 from watcher.store import PollRecord, Store
-from watcher.store_values import seen_values
+from watcher.store.values import seen_values
 
 N = 2_000
 REPEATS = 2

@@ -154,7 +154,7 @@ def test_build_context_has_what_the_build_copies(
         for source in sources:
             assert (ROOT / source).exists(), source
             assert not _ignored(source.rstrip("/"), ignore_patterns), source
-    for path in ("watcher/templates/new_ad.body.j2", "watcher/migrations/env.py"):
+    for path in ("watcher/templates/new_ad.body.j2", "watcher/store/migrations/env.py"):
         assert (ROOT / path).exists()
         assert not _ignored(path, ignore_patterns), path
 

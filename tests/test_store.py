@@ -28,7 +28,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-import watcher.store
+import watcher.store.state
 from watcher.detect import Detection, Seen, WatchState, event_key
 from watcher.errors import StoreError
 from watcher.models import Event, EventKind, Item, ItemStatus, ItemType
@@ -206,12 +206,12 @@ def test_foreign_keys_are_enforced(store: Store) -> None:
 
 def test_repr_hides_the_password_of_the_url(monkeypatch: pytest.MonkeyPatch) -> None:
     """repr(Store) shows where the database is, never its password."""
-    real = watcher.store.create_engine
+    real = watcher.store.state.create_engine
 
     def engine_without_driver(url: str, **kwargs: Any) -> Any:
         return real(url, module=sqlite3, **kwargs)  # no PostgreSQL driver needed to build it
 
-    monkeypatch.setattr(watcher.store, "create_engine", engine_without_driver)
+    monkeypatch.setattr(watcher.store.state, "create_engine", engine_without_driver)
     shown = repr(Store("postgresql+pg8000://alice:s3cret@db.example/watcher", migrate=False))
     assert "s3cret" not in shown
     assert "alice" in shown
@@ -230,7 +230,7 @@ def test_missing_database_driver_is_a_store_error(monkeypatch: pytest.MonkeyPatc
     def no_driver(url: str, **kwargs: Any) -> Any:
         raise ModuleNotFoundError("No module named 'psycopg'")
 
-    monkeypatch.setattr(watcher.store, "create_engine", no_driver)
+    monkeypatch.setattr(watcher.store.state, "create_engine", no_driver)
     with pytest.raises(StoreError, match="psycopg"):
         Store("postgresql://alice:s3cret@db.example/watcher")
 
@@ -726,7 +726,7 @@ def test_a_killed_process_leaves_every_poll_whole(tmp_path: Path) -> None:
 def test_schema_head_constant_matches_the_latest_migration() -> None:
     """SCHEMA_HEAD (which lets a current database skip alembic) names the real head."""
     cfg = Config()
-    cfg.set_main_option("script_location", str(resources.files("watcher") / "migrations"))
+    cfg.set_main_option("script_location", str(resources.files("watcher.store") / "migrations"))
     assert ScriptDirectory.from_config(cfg).get_current_head() == SCHEMA_HEAD
 
 
@@ -745,7 +745,7 @@ def test_a_database_at_the_first_schema_upgrades_keeping_its_data(tmp_path: Path
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = create_engine(url)
     cfg = Config()
-    cfg.set_main_option("script_location", str(resources.files("watcher") / "migrations"))
+    cfg.set_main_option("script_location", str(resources.files("watcher.store") / "migrations"))
     with engine.begin() as connection:
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "0001")

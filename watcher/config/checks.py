@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from watcher.config_schema import TARGET_KEYS
-from watcher.config_yaml import KeyPath, LoadedYaml, Plain
+from watcher.config.schema import TARGET_KEYS
+from watcher.config.yaml_source import KeyPath, LoadedYaml, Plain
 
 Report = Callable[[KeyPath, str], None]
 

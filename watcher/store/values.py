@@ -11,7 +11,7 @@ from datetime import datetime
 
 from watcher.detect import Detection, Seen
 from watcher.models import Event, EventKind, ItemStatus, ItemType, item_from_json
-from watcher.store_tables import EventRow, ItemRow
+from watcher.store.tables import EventRow, ItemRow
 
 Routes = Mapping[EventKind, Sequence[tuple[str, int]]]
 """For each event kind, the (notifier name, number of URLs) its deliveries go to."""

@@ -1,10 +1,10 @@
 """The watches.yaml schema as pydantic models: what each key may hold.
 
-These models validate the plain data read by :mod:`watcher.config_yaml`; they are not
+These models validate the plain data read by :mod:`watcher.config.yaml_source`; they are not
 the domain objects (those are the frozen dataclasses of :mod:`watcher.config`). Field
 names are the YAML keys; ``query`` uses the API's camelCase keys as aliases. Every model
 forbids unknown keys. Checks that need the whole file (notifier names, duplicate watch
-names, one target per watch) live in :mod:`watcher.config_checks`.
+names, one target per watch) live in :mod:`watcher.config.checks`.
 """
 
 from __future__ import annotations

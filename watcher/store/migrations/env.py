@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-import watcher.store_tables  # noqa: F401  (registers the tables on the metadata)
+import watcher.store.tables  # noqa: F401  (registers the tables on the metadata)
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - only reached by the alembic CLI

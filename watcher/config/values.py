@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import SecretStr
 
-from watcher.config_schema import (
+from watcher.config.schema import (
     FirstRun,
     KeywordMode,
     Priority,

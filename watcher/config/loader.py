@@ -1,8 +1,8 @@
 """watches.yaml -> frozen, validated :class:`Settings`; the only place env is read.
 
-Reading keeps every key's line (:mod:`watcher.config_yaml`), the schema checks each
-value (:mod:`watcher.config_schema`), whole-file checks find clashes
-(:mod:`watcher.config_checks`), and this module merges ``defaults`` into every watch and
+Reading keeps every key's line (:mod:`watcher.config.yaml_source`), the schema checks each
+value (:mod:`watcher.config.schema`), whole-file checks find clashes
+(:mod:`watcher.config.checks`), and this module merges ``defaults`` into every watch and
 builds plain frozen values the rest of watcher uses without knowing about YAML. Every
 problem found is collected and raised at once as one :class:`ConfigError`.
 """
@@ -22,8 +22,8 @@ from zoneinfo import ZoneInfo
 from pydantic import SecretStr, ValidationError
 from pydantic_core import ErrorDetails
 
-from watcher.config_checks import Report, cross_check
-from watcher.config_schema import (
+from watcher.config.checks import Report, cross_check
+from watcher.config.schema import (
     ConfigModel,
     FirstRun,
     KeywordMode,
@@ -36,7 +36,7 @@ from watcher.config_schema import (
     http_url,
     known_keys,
 )
-from watcher.config_types import (
+from watcher.config.values import (
     DEFAULT_EVENTS,
     DEFAULT_EVERY,
     DEFAULT_RANK_JUMP,
@@ -53,7 +53,7 @@ from watcher.config_types import (
     TargetKind,
     Watch,
 )
-from watcher.config_yaml import KeyPath, LoadedYaml, load_yaml
+from watcher.config.yaml_source import KeyPath, LoadedYaml, load_yaml
 from watcher.errors import ConfigError, ConfigProblem
 from watcher.models import EventKind
 from watcher.schedule import Schedule

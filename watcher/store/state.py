@@ -27,7 +27,7 @@ from sqlmodel import Session, col, create_engine, select
 from watcher.detect import Detection, Seen, WatchState
 from watcher.errors import StoreError
 from watcher.models import Event, EventKind, item_to_json
-from watcher.store_tables import (
+from watcher.store.tables import (
     CreditRow,
     DeliveryRow,
     EpisodeRow,
@@ -37,7 +37,7 @@ from watcher.store_tables import (
     PollRow,
     WatchRow,
 )
-from watcher.store_values import (
+from watcher.store.values import (
     Applied,
     DeliveryView,
     DueDelivery,
@@ -191,7 +191,7 @@ class Store:
         from alembic.util import CommandError  # noqa: PLC0415
 
         cfg = Config()
-        cfg.set_main_option("script_location", str(resources.files("watcher") / "migrations"))
+        cfg.set_main_option("script_location", str(resources.files("watcher.store") / "migrations"))
         with self._write_lock, self.engine.begin() as connection:
             cfg.attributes["connection"] = connection
             try:
