@@ -18,6 +18,7 @@ from watcher.logs import register_secrets
 from watcher.outbox import FlushReport, Outbox
 from watcher.poller import PollOutcome
 from watcher.render import TEXT, Renderer
+from watcher.render_guard import GuardedRenderer
 from watcher.runner import Runner
 from watcher.store import Store
 from watcher.trendtrack import TrendTrackClient
@@ -59,8 +60,11 @@ def make_client(settings: Settings, *, max_retries: int = 5) -> TrendTrackClient
     )
 
 
-def renderer_for(settings: Settings) -> Renderer:
-    return Renderer(settings.templates_dir, digest_threshold=settings.delivery.digest_threshold)
+def renderer_for(settings: Settings) -> GuardedRenderer:
+    """The config's templates, rendered in a child process under a deadline."""
+    return GuardedRenderer(
+        settings.templates_dir, digest_threshold=settings.delivery.digest_threshold
+    )
 
 
 def select_watches(settings: Settings, names: Sequence[str]) -> list[Watch]:
@@ -98,7 +102,9 @@ async def poll_once(
     return OnceResult(tuple(outcomes), report)
 
 
-def print_outcomes(result: OnceResult, out: TextIO, renderer: Renderer | None = None) -> None:
+def print_outcomes(
+    result: OnceResult, out: TextIO, renderer: Renderer | GuardedRenderer | None = None
+) -> None:
     """One line per watch; with a renderer (``--dry-run``), each alert as it would read."""
     for o in result.outcomes:
         line = f"{o.watch}: {o.outcome}, {len(o.events)} events, {o.credits} credits"

@@ -112,10 +112,9 @@ def check(ctx: click.Context) -> None:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
         sys.exit(1)
-    from watcher.render import Renderer
-
-    renderer = Renderer(settings.templates_dir)
+    renderer = app.renderer_for(settings)
     template_problems = renderer.validate()
+    renderer.close()
     if template_problems:
         for line in template_problems:
             click.echo(f"template: {line}", err=True)
@@ -130,14 +129,14 @@ def test_notify(ctx: click.Context, notifiers: tuple[str, ...]) -> None:
     """Send one test alert through each (or the named) notifier; report per URL."""
     from watcher import app
     from watcher.notify import send_to_notifier
-    from watcher.render import Renderer, channel_for_url
+    from watcher.render import channel_for_url
 
     settings = app.settings_from(ctx.obj["config"])
     names = notifiers or tuple(settings.notifiers)
     unknown = [name for name in names if name not in settings.notifiers]
     if unknown:
         _fail(f"no notifier named {', '.join(unknown)}")
-    renderer = Renderer(settings.templates_dir)
+    renderer = app.renderer_for(settings)
     failed = False
     for name in names:
         urls = [url.get_secret_value() for url in settings.notifiers[name].urls]
@@ -159,16 +158,17 @@ def render(ctx: click.Context, event: str, notifier: str | None) -> None:
     """Render the template for EVENT against a realistic sample; print title and body."""
     from watcher import app
     from watcher.models import EventKind
-    from watcher.render import TEXT, Renderer, channel_for_url
+    from watcher.render import TEXT, channel_for_url
+    from watcher.render_guard import GuardedRenderer
     from watcher.samples import sample_event
 
     if event not in set(EventKind):
         _fail(f"unknown event {event!r}; one of: {', '.join(EventKind)}")
     path: Path = ctx.obj["config"]
-    channel, renderer = TEXT, Renderer()
+    channel, renderer = TEXT, GuardedRenderer()
     if path.exists():
         settings = app.settings_from(path)
-        renderer = Renderer(settings.templates_dir)
+        renderer = app.renderer_for(settings)
         if notifier is not None:
             if notifier not in settings.notifiers:
                 _fail(f"no notifier named {notifier}")
@@ -176,7 +176,12 @@ def render(ctx: click.Context, event: str, notifier: str | None) -> None:
             channel = channel_for_url(urls[0].get_secret_value()) if urls else TEXT
     elif notifier is not None:
         _fail(f"{path} not found: --notifier needs a config file")
-    message = renderer.render_event(sample_event(event), channel)
+    from watcher.errors import TemplateError
+
+    try:
+        message = renderer.render_event(sample_event(event), channel)
+    except TemplateError as exc:
+        _fail(f"template: {exc}")
     click.echo(f"{message.title}\n\n{message.body}")
 
 

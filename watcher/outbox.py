@@ -44,6 +44,7 @@ from watcher.config import Settings
 from watcher.errors import TemplateError
 from watcher.models import Event, EventKind, ops_event
 from watcher.render import Message, Renderer, channel_for_url
+from watcher.render_guard import GuardedRenderer
 from watcher.runner import ops_routes, utcnow
 from watcher.store import DueDelivery, Store
 
@@ -114,7 +115,7 @@ class Outbox:
         self,
         settings: Settings,
         store: Store,
-        renderer: Renderer | None = None,
+        renderer: Renderer | GuardedRenderer | None = None,
         *,
         clock: Callable[[], datetime] = utcnow,
         send_all: SendAll | None = None,
@@ -122,7 +123,7 @@ class Outbox:
     ) -> None:
         self.settings = settings
         self.store = store
-        self.renderer = renderer or Renderer(
+        self.renderer: Renderer | GuardedRenderer = renderer or GuardedRenderer(
             settings.templates_dir, digest_threshold=settings.delivery.digest_threshold
         )
         self.clock = clock
@@ -132,6 +133,10 @@ class Outbox:
         self._recorded = False
         self.wakeup = asyncio.Event()
         self.totals = FlushReport()
+        # Rows whose message failed to render: they back off on their own and never hold
+        # their URL's other messages (a broken template fails its messages only).
+        self._unrenderable: set[int] = set()
+        self._due: set[int] = set()
 
     def messages_for(self, url: str, events: Sequence[Event]) -> list[Message]:
         """The message(s) ``events`` (one event, or one watch's poll) make for ``url``."""
@@ -155,6 +160,7 @@ class Outbox:
     async def _pass(self) -> FlushReport:
         now = self.clock()
         due = {r.id for r in await asyncio.to_thread(self.store.due_deliveries, now)}
+        self._due = due
         waiting = await asyncio.to_thread(self.store.due_deliveries, _EVERYTHING)
         by_url: dict[tuple[str, int], list[DueDelivery]] = {}
         for row in waiting:
@@ -162,7 +168,9 @@ class Outbox:
         work = [
             self._deliver_url(notifier, index, rows)
             for (notifier, index), rows in by_url.items()
-            if not any(r.attempts and r.id not in due for r in rows)  # else: backing off
+            if not any(
+                r.attempts and r.id not in due and r.id not in self._unrenderable for r in rows
+            )  # else: the URL is backing off
         ]
         reports = await asyncio.gather(*work)
         return sum(reports, FlushReport())
@@ -177,7 +185,16 @@ class Outbox:
         sent = 0
         report = FlushReport()
         for number, batch in enumerate(batches):
-            error = await self._send_batch(notifier, index, url, batch)
+            if any(r.attempts and r.id not in self._due for r in batch):
+                continue  # an unrenderable batch waiting for its own retry
+            try:
+                messages = await asyncio.to_thread(self.messages_for, url, [r.event for r in batch])
+            except TemplateError as exc:  # fails this batch's rows only, never the others
+                logger.warning("%s[%d]: cannot render: %s", notifier, index, exc)
+                self._unrenderable.update(r.id for r in batch)
+                report += await self._failed(notifier, index, batch, f"render failed: {exc}")
+                continue
+            error = await self._send_batch(notifier, index, url, batch, messages)
             if error is not None:
                 held = [r for later in batches[number:] for r in later]
                 report = await self._failed(notifier, index, held, error)
@@ -190,15 +207,10 @@ class Outbox:
         return report + FlushReport(sent=sent)
 
     async def _send_batch(
-        self, notifier: str, index: int, url: str, rows: list[DueDelivery]
+        self, notifier: str, index: int, url: str, rows: list[DueDelivery], messages: list[Message]
     ) -> str | None:
         """Send one batch's message(s) and mark its rows sent; the error if it failed."""
         ids = [r.id for r in rows]
-        try:
-            messages = self.messages_for(url, [r.event for r in rows])
-        except TemplateError as exc:  # a broken template must not stall the outbox
-            logger.exception("%s[%d]: cannot render", notifier, index)
-            return f"render failed: {exc}"
         if len(messages) <= 1:
             _, result = await self._send_all(url, messages)
             if not result.ok:

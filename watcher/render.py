@@ -382,19 +382,36 @@ class Renderer:
         return ctx
 
     def _render(self, name: str, fmt: Format, ctx: dict[str, object]) -> str:
+        """One template rendered; whatever goes wrong in it is a ``TemplateError``.
+
+        Output is collected chunk by chunk and stopped at ``max_chars``, so a template
+        printing in a loop can't grow without bound (time is bounded by the caller:
+        ``render_guard`` runs renderers in a child process with a deadline).
+        """
+        chunks: list[str] = []
+        size = 0
         try:
             template = self._envs[fmt].get_template(name)
-            out = template.render(ctx)
+            for chunk in template.generate(ctx):
+                size += len(chunk)
+                if size > self.max_chars:
+                    break
+                chunks.append(chunk)
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(f"{exc.name or name}:{exc.lineno}: {exc.message}") from exc
         except jinja2.TemplateNotFound as exc:
             raise TemplateError(f"template {exc.name} not found") from exc
-        except jinja2.TemplateError as exc:
+        except RecursionError as exc:
             where = _template_location(exc.__traceback__) or name
-            raise TemplateError(f"{where}: {exc}") from exc
-        if len(out) > self.max_chars:
+            raise TemplateError(
+                f"{where}: recursion too deep (a template includes itself?)"
+            ) from exc
+        except Exception as exc:  # a user template may raise anything; it fails its message only
+            where = _template_location(exc.__traceback__) or name
+            raise TemplateError(f"{where}: {type(exc).__name__}: {exc}") from exc
+        if size > self.max_chars:
             raise TemplateError(f"{name}: output exceeds {self.max_chars} characters")
-        return re.sub(r"\n{3,}", "\n\n", out.strip())
+        return re.sub(r"\n{3,}", "\n\n", "".join(chunks).strip())
 
     def _message(self, name: str, channel: Channel, ctx: dict[str, object]) -> Message:
         title = self._render(f"{name}.title.j2", "text", ctx)
