@@ -14,8 +14,7 @@ import pytest
 from apscheduler.events import JobSubmissionEvent
 from apscheduler.triggers.interval import IntervalTrigger
 
-from watcher import schedule
-from watcher.cadence import build_trigger, first_run_time, freshness_ttl, in_poll_retries
+from watcher import triggers
 from watcher.config import Settings, load_settings
 from watcher.daemon import REJECTED_VERSION, Daemon
 from watcher.health import HealthError
@@ -23,6 +22,8 @@ from watcher.models import EventKind
 from watcher.outbox import FlushReport
 from watcher.poller import PollOutcome
 from watcher.runner import Pause
+from watcher.schedule import freshness_ttl, in_poll_retries
+from watcher.triggers import build_trigger, first_run_time
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 SHOP = "3f8aa146-6f96-46e8-9781-64db5166f9a8"
@@ -72,7 +73,7 @@ def test_first_run_time(
     """A (re)started watch polls soon when overdue, else at its turn, never in a burst."""
     settings = one_watch(tmp_path, spec)
     watch = settings.watches[0]
-    trigger = schedule.trigger(watch.schedule, ZoneInfo("UTC"))
+    trigger = triggers.trigger(watch.schedule, ZoneInfo("UTC"))
     assert first_run_time(watch, trigger, last_poll, NOW, rng=lambda: rng) == expected
 
 

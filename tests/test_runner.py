@@ -15,7 +15,7 @@ from watcher.models import EventKind
 from watcher.runner import Runner
 from watcher.simulator.testing import SimHandle, running_simulator
 from watcher.store import Store
-from watcher.trendtrack import TrendTrackClient
+from watcher.trendtrack.client import TrendTrackClient
 
 
 @pytest.fixture(scope="module")

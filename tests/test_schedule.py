@@ -8,16 +8,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from apscheduler.triggers.cron import CronTrigger
 
-from watcher.schedule import (
-    Schedule,
-    cron_trigger,
-    fires_between,
-    fires_per_day,
-    format_duration,
-    parse_cron,
-    parse_duration,
-    trigger,
-)
+from watcher.schedule import Schedule, fires_per_day, format_duration, parse_cron, parse_duration
+from watcher.triggers import cron_trigger, fires_between, trigger
 
 UTC_ZONE = ZoneInfo("UTC")
 MONDAY = datetime(2024, 1, 1, tzinfo=UTC)  # 2024-01-01 is a Monday

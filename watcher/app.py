@@ -21,7 +21,7 @@ from watcher.render import TEXT, Renderer
 from watcher.render_guard import GuardedRenderer
 from watcher.runner import Runner
 from watcher.store import Store
-from watcher.trendtrack import TrendTrackClient
+from watcher.trendtrack.client import TrendTrackClient
 
 
 def settings_from(path: Path, env: Mapping[str, str] | None = None) -> Settings:

@@ -27,13 +27,6 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from watcher import app
-from watcher.cadence import (
-    build_trigger,
-    first_run_time,
-    freshness_ttl,
-    in_poll_retries,
-    poll_timeout,
-)
 from watcher.config import Settings, Watch
 from watcher.errors import ConfigError, WatcherError
 from watcher.health import Health, HealthServer, Metrics, start_health
@@ -41,7 +34,9 @@ from watcher.models import EventKind, ops_event
 from watcher.outbox import FlushReport, Outbox
 from watcher.poller import PollOutcome
 from watcher.runner import Runner, utcnow
-from watcher.trendtrack import TrendTrackClient
+from watcher.schedule import freshness_ttl, in_poll_retries, poll_timeout
+from watcher.trendtrack.client import TrendTrackClient
+from watcher.triggers import build_trigger, first_run_time
 
 logger = logging.getLogger("watcher.daemon")
 

@@ -18,8 +18,6 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from watcher.daemon import Daemon
 from watcher.poller import PollOutcome
 from watcher.simulator.testing import SimHandle, running_simulator
@@ -32,15 +30,8 @@ SPEED = 86_400 / DAY_SECONDS
 POLL_EVERY = "5s"
 
 
-def _get(sim: SimHandle, path: str, **params: object) -> dict[str, Any]:
-    response = httpx.get(
-        f"{sim.base_url}{path}",
-        params=params,  # type: ignore[arg-type]
-        headers={"Authorization": f"Bearer {sim.api_key}"},
-        timeout=30,
-    )
-    response.raise_for_status()
-    data: dict[str, Any] = response.json()
+def _get(sim: SimHandle, path: str, **params: str | int) -> dict[str, Any]:
+    data: dict[str, Any] = sim.api_get(path, **params)
     return data
 
 

@@ -20,12 +20,12 @@ from watcher.config import Settings, Watch
 from watcher.errors import ApiError, AuthError, InsufficientCredits
 from watcher.models import EventKind, OpsEvent, ops_event
 from watcher.poller import Capabilities, Freshness, Poller, PollOutcome
+from watcher.schedule import FRESHNESS_TTL
 from watcher.store import PollRecord, Routes, Store
-from watcher.trendtrack import TrendTrackClient
+from watcher.trendtrack.client import TrendTrackClient
 
 logger = logging.getLogger("watcher.run")
 
-FRESHNESS_TTL = timedelta(seconds=30)
 EPISODES_TTL = timedelta(minutes=1)
 API = "api"
 

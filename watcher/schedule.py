@@ -1,30 +1,34 @@
-"""Scheduling maths: durations, cron expressions and how often a schedule fires.
+"""PURE scheduling maths, "when" in one place: durations, cron expressions, how often a
+schedule fires, and the daemon's job timing (how long a poll may take, how retries and the
+freshness cache fit the shortest polling interval).
 
-Pure functions over plain values; the only place cron is parsed. Cron means what
+Pure functions over plain values; the only place cron is parsed. The APScheduler triggers
+built from these schedules (jitter, a restarted watch's first poll) are in ``triggers.py``,
+so that importing a ``Schedule`` does not load APScheduler. Cron means what
 crontab(5) means: day-of-week 0 and 7 are Sunday (APScheduler 3 counts 0 as Monday, so
 weekdays are handed to it by name), and when both day-of-month and day-of-week are
 restricted a day matching *either* fires, as in Vixie cron. APScheduler ANDs them, so
-such expressions become an ``OrTrigger`` of two cron triggers in :func:`trigger`.
+such expressions become an ``OrTrigger`` of two cron triggers in ``triggers.trigger``.
 """
 
 from __future__ import annotations
 
 import calendar
+import math
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.combining import OrTrigger
-from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.interval import IntervalTrigger
+if TYPE_CHECKING:  # config builds Schedule values from this module; no import cycle at run time
+    from watcher.config import Settings, Watch
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION_RE = re.compile(r"(\d+)([smhd])")
 
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
-_CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")  # cron numbering: 0 = Sunday
+CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")  # cron numbering: 0 = Sunday
 _MACROS = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
@@ -41,7 +45,7 @@ _BOUNDS: tuple[tuple[int, int, tuple[str, ...]], ...] = (
     (0, 23, ()),
     (1, 31, ()),
     (1, 12, _MONTHS),
-    (0, 7, _CRON_DAYS),
+    (0, 7, CRON_DAYS),
 )
 
 
@@ -158,38 +162,6 @@ def parse_cron(expr: str) -> CronSpec:
     )
 
 
-def _join(values: frozenset[int]) -> str:
-    return ",".join(str(v) for v in sorted(values))
-
-
-def _cron_triggers(spec: CronSpec, tz: ZoneInfo) -> list[CronTrigger]:
-    every_weekday = "*"
-    named_weekdays = ",".join(_CRON_DAYS[d] for d in sorted(spec.weekdays))
-    common = {"minute": _join(spec.minutes), "hour": _join(spec.hours), "timezone": tz}
-    month = _join(spec.months)
-    if spec.days_restricted and spec.weekdays_restricted:
-        return [
-            CronTrigger(day=_join(spec.days), month=month, day_of_week=every_weekday, **common),
-            CronTrigger(day="*", month=month, day_of_week=named_weekdays, **common),
-        ]
-    return [CronTrigger(day=_join(spec.days), month=month, day_of_week=named_weekdays, **common)]
-
-
-def cron_trigger(expr: str, tz: ZoneInfo) -> CronTrigger:
-    """An APScheduler 3 ``CronTrigger`` firing when crontab ``expr`` would, in ``tz``.
-
-    Expressions restricting both day-of-month and day-of-week need two triggers (cron
-    ORs them); use :func:`trigger` for those. This function rejects them.
-    """
-    triggers = _cron_triggers(parse_cron(expr), tz)
-    if len(triggers) != 1:
-        raise ValueError(
-            f"cron {expr!r} restricts both day-of-month and day-of-week; "
-            "use schedule.trigger() for the cron OR rule"
-        )
-    return triggers[0]
-
-
 @dataclass(frozen=True, slots=True)
 class Schedule:
     """When a watch polls: every fixed interval, or on a crontab expression."""
@@ -212,33 +184,6 @@ class Schedule:
         return f"cron {self.cron}"
 
 
-def trigger(schedule: Schedule, tz: ZoneInfo) -> BaseTrigger:
-    """The APScheduler 3 trigger for ``schedule`` (cron OR rule included)."""
-    if schedule.every is not None:
-        return IntervalTrigger(seconds=int(schedule.every.total_seconds()), timezone=tz)
-    assert schedule.cron is not None  # noqa: S101 - Schedule guarantees exactly one
-    triggers = _cron_triggers(parse_cron(schedule.cron), tz)
-    return triggers[0] if len(triggers) == 1 else OrTrigger(triggers)
-
-
-def fires_between(schedule: Schedule, start: datetime, end: datetime, tz: ZoneInfo) -> int:
-    """How many times ``schedule`` fires in ``[start, end)`` (aware datetimes).
-
-    For ``every``, counting from ``start``; for cron, the exact fire times in ``tz``.
-    """
-    if end <= start:
-        return 0
-    if schedule.every is not None:
-        return -(-(end - start) // schedule.every)
-    cron = trigger(schedule, tz)
-    count = 0
-    fire = cron.get_next_fire_time(None, start)
-    while fire is not None and fire < end:
-        count += 1
-        fire = cron.get_next_fire_time(fire, fire)
-    return count
-
-
 def fires_per_day(schedule: Schedule, tz: ZoneInfo) -> float:
     """Average fires a day: exact for ``every``; over a year of days for cron.
 
@@ -259,3 +204,44 @@ def fires_per_day(schedule: Schedule, tz: ZoneInfo) -> float:
         for day in range(1, calendar.monthrange(year, month)[1] + 1)
     )
     return days * per_matching_day / 365
+
+
+# --- the daemon's job timing -------------------------------------------------------------
+
+FRESHNESS_TTL = timedelta(seconds=30)
+"""How long polls share one read of the API's freshness, at most."""
+MAX_START_SPREAD = 30.0
+"""Seconds over which (re)started watches spread their first polls."""
+MAX_RETRIES = 5
+
+
+def poll_timeout(watch: Watch) -> float:
+    """A poll may take at most this long: the interval, within 1 to 10 minutes."""
+    every = watch.schedule.every
+    seconds = every.total_seconds() if every is not None else 600.0
+    return min(max(seconds, 60.0), 600.0)
+
+
+def shortest_interval(settings: Settings) -> float:
+    """Seconds between polls of the most frequent enabled watch (cron counts as an hour)."""
+    return min(
+        (
+            w.schedule.every.total_seconds() if w.schedule.every is not None else 3600.0
+            for w in settings.watches
+            if w.enabled
+        ),
+        default=3600.0,
+    )
+
+
+def in_poll_retries(settings: Settings) -> int:
+    """How often one poll retries a failed API request: while the backoff (1 s, 2 s, 4 s,
+    ...) fits in half the shortest interval, at most 5. The next poll is a retry too, so
+    a watch polled every few seconds fails fast instead of stacking missed runs. PURE."""
+    return min(MAX_RETRIES, int(math.log2(shortest_interval(settings) / 2 + 1)))
+
+
+def freshness_ttl(settings: Settings) -> timedelta:
+    """How long polls share one freshness read: never more than half an interval, so a
+    refresh is seen by the first poll after it."""
+    return min(FRESHNESS_TTL, timedelta(seconds=shortest_interval(settings) / 2))

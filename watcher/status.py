@@ -16,8 +16,9 @@ from zoneinfo import ZoneInfo
 
 from watcher.config import Settings
 from watcher.logs import redact
-from watcher.schedule import Schedule, trigger
+from watcher.schedule import Schedule
 from watcher.store import DeliveryView, EventView, Store
+from watcher.triggers import trigger
 
 SOON = "soon"
 

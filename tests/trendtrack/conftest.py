@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.trendtrack.fakes import API_KEY, BASE_URL, FakeApi, FakeClock, Sleeps
-from watcher.trendtrack import TrendTrackClient
+from watcher.trendtrack.client import TrendTrackClient
 
 
 @pytest.fixture

@@ -31,13 +31,9 @@ from watcher.errors import (
     RateLimited,
     ValidationFailed,
 )
-from watcher.trendtrack import (
-    ListParams,
-    QueryBody,
-    TrendTrackClient,
-    UsageRecord,
-    rejects_parameter,
-)
+from watcher.trendtrack import ListParams, QueryBody
+from watcher.trendtrack.client import TrendTrackClient, rejects_parameter
+from watcher.trendtrack.meter import UsageRecord
 
 SHOP_ID = "9b2f6a2e-8f7e-4c53-9a3b-2b1f5d7c0e11"
 

@@ -11,7 +11,8 @@ import pytest
 from tests.trendtrack.fakes import Sleeps
 from watcher.errors import ApiUnavailable, AuthError, NotFound, ValidationFailed
 from watcher.simulator.testing import running_simulator
-from watcher.trendtrack import ListParams, QueryBody, TrendTrackClient
+from watcher.trendtrack import ListParams, QueryBody
+from watcher.trendtrack.client import TrendTrackClient
 
 
 @pytest.fixture(scope="module")

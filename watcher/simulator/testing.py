@@ -48,6 +48,16 @@ class SimHandle:
         result: dict[str, object] = response.json()
         return result
 
+    def api_get(self, path: str, **params: str | int) -> dict[str, object]:
+        """``GET`` a public API route with the handle's key (the demo picks its targets so,
+        outside watcher's own client)."""
+        response = self._http.get(
+            path, params=params, headers={"Authorization": f"Bearer {self.api_key}"}
+        )
+        response.raise_for_status()
+        result: dict[str, object] = response.json()
+        return result
+
     def world(self) -> dict[str, object]:
         """``GET /_sim/world``: now, latestReadyDate, shops, profiles, hashtags, keywords."""
         response = self._http.get("/_sim/world")

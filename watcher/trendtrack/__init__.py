@@ -1,9 +1,12 @@
-"""The TrendTrack Public API client (httpx lives here and nowhere else in watcher)."""
+"""The TrendTrack Public API: its request and response vocabulary (this package), and the
+client (``watcher.trendtrack.client``, where httpx lives and nowhere else in watcher).
+
+The package itself exports only pure values, so the planner can build requests without
+loading the HTTP stack; import the client from its module.
+"""
 
 from __future__ import annotations
 
-from watcher.trendtrack.client import Page, TrendTrackClient, rejects_parameter
-from watcher.trendtrack.meter import CreditMeter, UsageRecord
 from watcher.trendtrack.models import ApiItem, Freshness, Pagination, Usage, parse_items, to_item
 from watcher.trendtrack.params import (
     KeywordMode,
@@ -19,23 +22,18 @@ from watcher.trendtrack.params import (
 
 __all__ = [
     "ApiItem",
-    "CreditMeter",
     "Freshness",
     "KeywordMode",
     "ListParams",
     "Order",
-    "Page",
     "Pagination",
     "Pinned",
     "QueryBody",
     "SearchArea",
     "SortBy",
     "StatusFilter",
-    "TrendTrackClient",
     "TypeFilter",
     "Usage",
-    "UsageRecord",
     "parse_items",
-    "rejects_parameter",
     "to_item",
 ]
