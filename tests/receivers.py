@@ -14,14 +14,13 @@ Slack and Telegram are faked by pointing apprise's real plugins at the receiver
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import email
 import email.policy
 import json
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from types import TracebackType
@@ -83,6 +82,20 @@ def free_port() -> int:
         return port
 
 
+class _ReadyServer(uvicorn.Server):
+    """uvicorn that sets ``ready`` once it listens: after its startup, not from the ASGI
+    lifespan (which runs before the socket accepts, so an early request was refused)."""
+
+    def __init__(self, config: uvicorn.Config, ready: threading.Event) -> None:
+        super().__init__(config)
+        self._ready = ready
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            self._ready.set()
+
+
 class HttpReceiver:
     """An HTTP server on loopback that records every request and answers ``ok_body``.
 
@@ -105,11 +118,10 @@ class HttpReceiver:
         self._socket.bind(("127.0.0.1", 0))
         self.port: int = self._socket.getsockname()[1]
         app = Starlette(
-            routes=[Route("/{path:path}", self._handle, methods=["GET", "POST", "PUT"])],
-            lifespan=self._lifespan,
+            routes=[Route("/{path:path}", self._handle, methods=["GET", "POST", "PUT"])]
         )
         config = uvicorn.Config(app, log_level="warning", lifespan="on")
-        self._server = uvicorn.Server(config)
+        self._server = _ReadyServer(config, self._started)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
         )
@@ -166,11 +178,6 @@ class HttpReceiver:
         """The first ``count`` (or more) requests, once they have arrived."""
         items = self._log.wait_for(count, timeout)
         return [r for r in items if isinstance(r, Received)]
-
-    @contextlib.asynccontextmanager
-    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        self._started.set()
-        yield
 
     async def _handle(self, request: Request) -> Response:
         body = await request.body()
