@@ -1,4 +1,4 @@
-"""The simulator's Starlette app: the /v1 contract and the /_sim control API.
+"""The simulator's Starlette app: the /v1 contract (the /_sim control API is in control.py).
 
 Every /v1 request first brings the world up to the clock (running any refresh due), so
 what a request sees only ever changes at a refresh. Then: auth, rate limit, validation,
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -24,8 +23,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from watcher.simulator.accounts import Account, Accounts, RateVerdict
-from watcher.simulator.changes import StageError
-from watcher.simulator.clock import SIM_START, SimClock, iso, parse_iso
+from watcher.simulator.clock import SIM_START, SimClock
+from watcher.simulator.control import CONTROL_ROUTES
 from watcher.simulator.entities import Json
 from watcher.simulator.faults import FaultMiddleware, FaultPlan
 from watcher.simulator.params import WorldParams
@@ -278,104 +277,6 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     return error_response(404, "not_found", f"No route {request.url.path}", request_id)
 
 
-# control API
-
-
-async def _json_body(request: Request) -> dict[str, object] | None:
-    try:
-        body = json.loads(await request.body() or b"{}")
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
-
-
-def _bad(message: str, status: int = 400) -> Response:
-    code = "not_found" if status == 404 else "validation_error"
-    return error_response(status, code, message, new_request_id())
-
-
-def _ok(body: Json) -> Response:
-    return json_response(body, new_request_id())
-
-
-async def sim_world(request: Request) -> Response:
-    """GET /_sim/world."""
-    sim = _sim(request)
-    return _ok(sim.world.summary(sim.sync()))
-
-
-async def sim_advance(request: Request) -> Response:
-    """POST /_sim/advance {"seconds"} -> {"now", "refreshes"}."""
-    sim = _sim(request)
-    body = await _json_body(request)
-    seconds = body.get("seconds") if body else None
-    if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
-        return _bad("seconds must be a number >= 0")
-    sim.sync()
-    now = sim.clock.advance(float(seconds))
-    refreshes = sim.world.advance_to(now)
-    return _ok({"now": iso(now), "refreshes": refreshes})
-
-
-async def sim_change(request: Request) -> Response:
-    """POST /_sim/change {"kind", ...} -> {"itemId"}: lands at the next refresh."""
-    sim = _sim(request)
-    body = await _json_body(request)
-    if body is None:
-        return _bad("body must be a JSON object")
-    sim.sync()
-    kind = body.pop("kind", None)
-    try:
-        item_id = sim.world.stage(str(kind), body)
-    except StageError as exc:
-        return _bad(str(exc), exc.status)
-    return _ok({"itemId": item_id})
-
-
-async def sim_truth(request: Request) -> Response:
-    """GET /_sim/truth?since=ISO -> {"changes": [...]} (strictly after ``since``)."""
-    sim = _sim(request)
-    sim.sync()
-    raw = request.query_params.get("since")
-    since = parse_iso(raw) if raw else None
-    if raw and since is None:
-        return _bad("since must be an ISO 8601 instant")
-    return _ok({"changes": sim.world.truth(since)})
-
-
-async def sim_faults(request: Request) -> Response:
-    """POST /_sim/faults {"rate", "kinds", "slowSeconds"?}."""
-    sim = _sim(request)
-    body = await _json_body(request)
-    if body is None:
-        return _bad("body must be a JSON object")
-    rate, kinds, slow = body.get("rate", 0.0), body.get("kinds", []), body.get("slowSeconds")
-    if not isinstance(rate, int | float) or not isinstance(kinds, list):
-        return _bad("rate must be a number and kinds a list")
-    if slow is not None and not isinstance(slow, int | float):
-        return _bad("slowSeconds must be a number")
-    try:
-        sim.faults.configure(float(rate), [str(k) for k in kinds], slow)
-    except ValueError as exc:
-        return _bad(str(exc))
-    return _ok({"rate": sim.faults.rate, "kinds": list(sim.faults.kinds)})
-
-
-async def sim_credits(request: Request) -> Response:
-    """POST /_sim/credits {"balance", "key"?}: set a key's balance (default: the first)."""
-    sim = _sim(request)
-    body = await _json_body(request) or {}
-    balance = body.get("balance")
-    if not isinstance(balance, int) or isinstance(balance, bool) or balance < 0:
-        return _bad("balance must be an integer >= 0")
-    key = str(body.get("key") or sim.accounts.first_key)
-    account = sim.accounts.get(key)
-    if account is None:
-        return _bad(f"unknown key {key!r}", 404)
-    account.set_balance(balance)
-    return _ok({"key": key, "balance": account.balance})
-
-
 def create_app(config: SimConfig | None = None, *, simulator: Simulator | None = None) -> Starlette:
     """The ASGI app for ``config`` (or an existing ``simulator``)."""
     sim = simulator or Simulator(config or SimConfig())
@@ -399,12 +300,7 @@ def create_app(config: SimConfig | None = None, *, simulator: Simulator | None =
         Route("/v1/tiktok/library/query", library_query, methods=["POST"]),
         Route("/v1/tiktok/library/{itemId}", item_detail),
         Route("/v1/shops/{shopId}/tiktok/library", shop_library),
-        Route("/_sim/world", sim_world),
-        Route("/_sim/advance", sim_advance, methods=["POST"]),
-        Route("/_sim/change", sim_change, methods=["POST"]),
-        Route("/_sim/truth", sim_truth),
-        Route("/_sim/faults", sim_faults, methods=["POST"]),
-        Route("/_sim/credits", sim_credits, methods=["POST"]),
+        *CONTROL_ROUTES,
     ]
     app = Starlette(
         routes=routes,

@@ -8,12 +8,12 @@ without anything jumping for no reason.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from datetime import datetime
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
 from random import Random
 
 from watcher.simulator.clock import DAY
-from watcher.simulator.entities import RANK_WINDOW, SimItem
+from watcher.simulator.entities import RANK_WINDOW, Profile, SimItem
 
 AD_HALF_LIFE_DAYS = 12.0
 ORGANIC_HALF_LIFE_DAYS = 3.0
@@ -96,3 +96,42 @@ def assign_ranks(order: list[SimItem]) -> dict[int, int]:
         item.rank = position
         ranks[item.tiktok_id] = position
     return ranks
+
+
+FOLLOWS_PER_VIEW = 0.002
+
+
+def fit_gains(item: SimItem, order: list[SimItem], position: int) -> None:
+    """Make a forced rank consistent with views gained: land between the neighbours."""
+    above = order[position - 1].gain7 if position > 0 else None
+    below = order[position + 1].gain7 if position + 1 < len(order) else 0
+    target = (above + below) // 2 if above is not None else max(below * 2, 1000)
+    current = item.gain7
+    if target > current:
+        item.gains[-1] += target - current
+        item.views += target - current
+    elif current > 0:
+        scale = target / current
+        for n, gain in enumerate(item.gains):
+            item.gains[n] = int(gain * scale)
+    item.gain7 = sum(item.gains)
+
+
+def update_profiles(profiles: Iterable[Profile], at: datetime, gains: Mapping[int, int]) -> None:
+    """Each profile's counts and daily gains from its indexed items, after a refresh."""
+    week_ago = at - timedelta(days=7)
+    for profile in profiles:
+        visible = [item for item in profile.items if item.in_index]
+        profile.ads_count = sum(1 for item in visible if item.type == "ad")
+        profile.organic_count = len(visible) - profile.ads_count
+        profile.total_tiktoks = len(visible) + profile.unindexed_tiktoks
+        profile.new_tiktoks = sum(1 for item in visible if item.published_at > week_ago)
+        profile.views = sum(item.views for item in visible)
+        profile.likes = sum(item.likes for item in visible)
+        profile.daily_views = sum(gains.get(item.tiktok_id, 0) for item in visible)
+        profile.daily_likes = sum(
+            int(gains.get(item.tiktok_id, 0) * item.like_rate) for item in visible
+        )
+        profile.daily_followers = int(profile.daily_views * FOLLOWS_PER_VIEW)
+        profile.followers += profile.daily_followers
+        profile.recorded_at = at

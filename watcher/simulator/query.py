@@ -15,7 +15,8 @@ from datetime import datetime
 
 from watcher.simulator.clock import parse_iso
 from watcher.simulator.entities import SimItem
-from watcher.simulator.world import World, sort_items
+from watcher.simulator.ordering import sort_items
+from watcher.simulator.world import World
 
 ENUMS: dict[str, tuple[str, ...]] = {
     "keywordMode": ("any", "all"),

@@ -16,8 +16,8 @@ from __future__ import annotations
 import bisect
 import itertools
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timedelta
+from collections.abc import Mapping
+from datetime import datetime
 from random import Random
 
 from watcher.simulator.changes import Change, Staged, parse_item_id, staged_change
@@ -25,26 +25,12 @@ from watcher.simulator.clock import DAY, SIM_START, iso, midnight_on_or_before
 from watcher.simulator.entities import Json, Profile, Shop, SimItem, detail_extras, item_json
 from watcher.simulator.examples import add_examples
 from watcher.simulator.generate import Generator
-from watcher.simulator.growth import assign_ranks, grow, rank_order
+from watcher.simulator.growth import assign_ranks, fit_gains, grow, rank_order, update_profiles
+from watcher.simulator.ordering import sort_items
 from watcher.simulator.params import WorldParams
 from watcher.simulator.vocab import NICHES
 
 RANK_DAYS = (3, 7, 14, 30)
-FOLLOWS_PER_VIEW = 0.002
-
-SortKey = Callable[[SimItem], float]
-SORT_KEYS: dict[str, SortKey] = {
-    "newest": lambda i: i.published_at.timestamp(),
-    "updatedAt": lambda i: i.updated_at.timestamp(),
-    "views": lambda i: i.views,
-    "likes": lambda i: i.likes,
-    "comments": lambda i: i.comments,
-    "shares": lambda i: i.shares,
-    "saves": lambda i: i.saves,
-    "engagementRate": lambda i: i.engagement_rate,
-    "daysRunning": lambda i: i.days_running,
-    "followers": lambda i: i.profile.followers,
-}
 
 
 class World:
@@ -110,7 +96,7 @@ class World:
             self._rank_days.append(ranks)
         for item in self.items.values():
             item.rank = self._rank_days[-1][item.tiktok_id]
-        self._update_profiles(self.last_refresh, {})
+        update_profiles(self.profiles.values(), self.last_refresh, {})
 
     # time
 
@@ -145,7 +131,7 @@ class World:
             else:
                 self._apply(change, at)
         self._rerank(at, forced)
-        self._update_profiles(at, gains)
+        update_profiles(self.profiles.values(), at, gains)
         self.last_refresh = at
         self.refreshes += 1
         self.version += 1
@@ -278,7 +264,7 @@ class World:
                 order.remove(item)
                 position = min(max(wanted, 1), len(order) + 1) - 1
                 order.insert(position, item)
-                self._fit_gains(item, order, position)
+                fit_gains(item, order, position)
         before = self._rank_days[-1]
         ranks = assign_ranks(order)
         self._rank_days.append(ranks)
@@ -288,40 +274,6 @@ class World:
             new = ranks[item.tiktok_id]
             if old is not None and (item.tiktok_id in forced or abs(old - new) >= threshold):
                 self._log(at, "rank", item, old, new)
-
-    @staticmethod
-    def _fit_gains(item: SimItem, order: list[SimItem], position: int) -> None:
-        """Make a forced rank consistent with views gained: land between the neighbours."""
-        above = order[position - 1].gain7 if position > 0 else None
-        below = order[position + 1].gain7 if position + 1 < len(order) else 0
-        target = (above + below) // 2 if above is not None else max(below * 2, 1000)
-        current = item.gain7
-        if target > current:
-            item.gains[-1] += target - current
-            item.views += target - current
-        elif current > 0:
-            scale = target / current
-            for n, gain in enumerate(item.gains):
-                item.gains[n] = int(gain * scale)
-        item.gain7 = sum(item.gains)
-
-    def _update_profiles(self, at: datetime, gains: Mapping[int, int]) -> None:
-        week_ago = at - timedelta(days=7)
-        for profile in self.profiles.values():
-            visible = [item for item in profile.items if item.in_index]
-            profile.ads_count = sum(1 for item in visible if item.type == "ad")
-            profile.organic_count = len(visible) - profile.ads_count
-            profile.total_tiktoks = len(visible) + profile.unindexed_tiktoks
-            profile.new_tiktoks = sum(1 for item in visible if item.published_at > week_ago)
-            profile.views = sum(item.views for item in visible)
-            profile.likes = sum(item.likes for item in visible)
-            profile.daily_views = sum(gains.get(item.tiktok_id, 0) for item in visible)
-            profile.daily_likes = sum(
-                int(gains.get(item.tiktok_id, 0) * item.like_rate) for item in visible
-            )
-            profile.daily_followers = int(profile.daily_views * FOLLOWS_PER_VIEW)
-            profile.followers += profile.daily_followers
-            profile.recorded_at = at
 
     # truth
 
@@ -429,11 +381,3 @@ class World:
             "hashtags": hashtags,
             "keywords": sorted({product for niche in NICHES for product in niche.products}),
         }
-
-
-def sort_items(items: Iterable[SimItem], sort_by: str, descending: bool) -> list[SimItem]:
-    """Sort by ``sort_by`` (``relevance`` means newest here); ties always by id descending."""
-    key = SORT_KEYS.get(sort_by, SORT_KEYS["newest"])
-    if descending:
-        return sorted(items, key=lambda i: (key(i), i.tiktok_id), reverse=True)
-    return sorted(items, key=lambda i: (key(i), -i.tiktok_id))
