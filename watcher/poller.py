@@ -21,7 +21,8 @@ from watcher.detect import Detection, FirstRun, Observation, WatchState, baselin
 from watcher.errors import ApiError, NotFound, ValidationFailed
 from watcher.models import Event, Item
 from watcher.store import PollRecord, Resume, Routes, Store
-from watcher.trendtrack.client import Page, TrendTrackClient
+from watcher.trendtrack import Page
+from watcher.trendtrack.client import TrendTrackClient
 
 logger = logging.getLogger("watcher.poll")
 

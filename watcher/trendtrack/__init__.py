@@ -7,7 +7,15 @@ loading the HTTP stack; import the client from its module.
 
 from __future__ import annotations
 
-from watcher.trendtrack.models import ApiItem, Freshness, Pagination, Usage, parse_items, to_item
+from watcher.trendtrack.models import (
+    ApiItem,
+    Freshness,
+    Page,
+    Pagination,
+    Usage,
+    parse_items,
+    to_item,
+)
 from watcher.trendtrack.params import (
     KeywordMode,
     ListParams,
@@ -26,6 +34,7 @@ __all__ = [
     "KeywordMode",
     "ListParams",
     "Order",
+    "Page",
     "Pagination",
     "Pinned",
     "QueryBody",

@@ -1,11 +1,12 @@
 """The async TrendTrack API client: the only place watcher talks HTTP.
 
 Every request goes through one path (``_request``): a concurrency semaphore, a pause while
-the server's rate-limit window is exhausted, a client-side leaky bucket (aiolimiter), a
-timeout, credit accounting, and translation of every failure into ``watcher.errors``.
-Retries (tenacity) wrap that path: 429 waits ``Retry-After``; 5xx, timeouts, dropped
-connections and invalid JSON back off exponentially with jitter; other errors never retry.
-The API key lives in one attribute and is never logged, repr'd or put in a message.
+the server's rate-limit window is exhausted (``pacing.RateWindow``), a client-side leaky
+bucket (aiolimiter), a timeout, credit accounting, and translation of every failure into
+``watcher.errors``. Retries (tenacity) wrap that path: 429 waits ``Retry-After``; 5xx,
+timeouts, dropped connections and invalid JSON back off exponentially with jitter; other
+errors never retry. The API key lives in one attribute and is never logged, repr'd or put
+in a message.
 """
 
 from __future__ import annotations
@@ -37,15 +38,17 @@ from watcher.errors import (
     ValidationFailed,
 )
 from watcher.models import Item
-from watcher.trendtrack.meter import CreditMeter, UsageCallback, UsageRecord, header_float
+from watcher.trendtrack.meter import CreditMeter, UsageCallback, UsageRecord
 from watcher.trendtrack.models import (
     ApiItem,
     Freshness,
+    Page,
     Usage,
     parse_items,
     parse_pagination,
     to_item,
 )
+from watcher.trendtrack.pacing import MAX_WAIT, RateWindow
 from watcher.trendtrack.params import MAX_LIMIT, ListParams, QueryBody
 from watcher.trendtrack.responses import RETRYABLE, error_from, json_object
 
@@ -53,10 +56,6 @@ logger = logging.getLogger("watcher.trendtrack")
 
 USER_AGENT: Final = "watcher/0.1 (+trendtrack client)"
 DEFAULT_LIMIT: Final = 25
-MAX_WAIT: Final = 300.0
-"""Cap on any server-requested wait (Retry-After, rate-limit reset), in seconds."""
-RATE_FLOOR: Final = 0
-"""Pause until the window resets once ``X-RateLimit-Remaining`` is at or below this."""
 COUNT_PROBE_PAGE: Final = 1_000_000
 """A page number past the end of any result set: the server then returns only the total."""
 
@@ -70,32 +69,6 @@ HEALTH: Final = "/v1/health"
 
 Sleep = Callable[[float], Awaitable[None]]
 Params = ListParams | QueryBody
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    """One page of library items, with what it cost."""
-
-    items: tuple[Item, ...]
-    total: int | None
-    page: int
-    limit: int
-    total_pages: int | None
-    credits_used: int | None
-    request_id: str | None
-    skipped: int = 0
-
-    @property
-    def has_more(self) -> bool:
-        """Whether a next page may hold rows."""
-        rows = len(self.items) + self.skipped
-        if rows == 0:
-            return False
-        if self.total_pages is not None:
-            return self.page < self.total_pages
-        if self.total is not None:
-            return self.page * self.limit < self.total
-        return rows >= self.limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,8 +115,7 @@ class TrendTrackClient:
         self._on_usage = on_usage
         self._limiter = AsyncLimiter(max_requests_per_minute, 60)
         self._slots = asyncio.Semaphore(max_concurrency)
-        self._window = asyncio.Lock()
-        self._resume_at: float | None = None
+        self._window = RateWindow(clock, sleep)
         self._http = httpx.AsyncClient(
             base_url=self._base_url,
             transport=transport,
@@ -331,7 +303,7 @@ class TrendTrackClient:
         where = f"{method} {route}"
         headers = {"Authorization": f"Bearer {self._api_key}"} if auth else {}
         async with self._slots:
-            await self._respect_window()
+            await self._window.wait()
             async with self._limiter:
                 started = self._clock()
                 try:
@@ -352,7 +324,7 @@ class TrendTrackClient:
         self.meter.record(record)
         if self._on_usage is not None:
             self._on_usage(record)
-        self._note_window(response)
+        self._window.note(response)
         logger.debug(
             "%s %s -> %d credits=%s %.0fms requestId=%s",
             method,
@@ -394,32 +366,6 @@ class TrendTrackClient:
             request_id=reply.request_id,
             skipped=parsed.skipped,
         )
-
-    # -- pacing ---------------------------------------------------------------------------
-
-    def _note_window(self, response: httpx.Response) -> None:
-        """Remember to pause when the server's window is spent (429s wait via Retry-After)."""
-        if response.status_code == 429:
-            return
-        remaining = header_float(response.headers, "X-RateLimit-Remaining")
-        reset = header_float(response.headers, "X-RateLimit-Reset")
-        if remaining is None or reset is None or remaining > RATE_FLOOR or reset <= 0:
-            return
-        resume_at = self._clock() + min(reset, MAX_WAIT)
-        if self._resume_at is None or resume_at > self._resume_at:
-            self._resume_at = resume_at
-
-    async def _respect_window(self) -> None:
-        async with self._window:
-            resume_at = self._resume_at
-            if resume_at is None:
-                return
-            delay = resume_at - self._clock()
-            if delay > 0:
-                logger.debug("rate-limit window spent; pausing %.1fs", delay)
-                await self._sleep(delay)
-            if self._resume_at == resume_at:
-                self._resume_at = None
 
     _backoff = wait_exponential_jitter(initial=1, max=60, jitter=1)
 

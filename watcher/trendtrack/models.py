@@ -316,3 +316,29 @@ def to_item(api: ApiItem) -> Item:
         shop_name=shop.name,
         thumbnail_url=api.media.thumbnail_url if api.media else None,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of library items, with what it cost."""
+
+    items: tuple[Item, ...]
+    total: int | None
+    page: int
+    limit: int
+    total_pages: int | None
+    credits_used: int | None
+    request_id: str | None
+    skipped: int = 0
+
+    @property
+    def has_more(self) -> bool:
+        """Whether a next page may hold rows."""
+        rows = len(self.items) + self.skipped
+        if rows == 0:
+            return False
+        if self.total_pages is not None:
+            return self.page < self.total_pages
+        if self.total is not None:
+            return self.page * self.limit < self.total
+        return rows >= self.limit
