@@ -16,11 +16,12 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from watcher import triggers
 from watcher.config import Settings, load_settings
-from watcher.daemon import REJECTED_VERSION, Daemon
+from watcher.daemon import Daemon
 from watcher.health import HealthError
 from watcher.models import EventKind
 from watcher.outbox import FlushReport
 from watcher.poller import PollOutcome
+from watcher.reload import REJECTED_VERSION
 from watcher.runner import Pause
 from watcher.schedule import freshness_ttl, in_poll_retries
 from watcher.triggers import build_trigger, first_run_time

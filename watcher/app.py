@@ -20,6 +20,7 @@ from watcher.poller import PollOutcome
 from watcher.render import TEXT, Renderer
 from watcher.render_guard import GuardedRenderer
 from watcher.runner import Runner
+from watcher.schedule import in_poll_retries
 from watcher.store import Store
 from watcher.trendtrack.client import TrendTrackClient
 
@@ -58,6 +59,12 @@ def make_client(settings: Settings, *, max_retries: int = 5) -> TrendTrackClient
         timeout=settings.api.timeout_seconds,
         max_retries=max_retries,
     )
+
+
+def daemon_client(settings: Settings) -> TrendTrackClient:
+    """The daemon's one API client, with retries sized by ``in_poll_retries`` (a watch
+    polled every few seconds fails fast instead of stacking missed runs)."""
+    return make_client(settings, max_retries=in_poll_retries(settings))
 
 
 def renderer_for(settings: Settings) -> GuardedRenderer:

@@ -3,7 +3,7 @@
 One APScheduler 3 ``AsyncIOScheduler`` job per watch (``coalesce``, ``max_instances=1``,
 a ``misfire_grace_time`` sized to the interval, jitter so many watches don't fire in the
 same second), one shared API client, the outbox worker in the same loop, hot reload of
-``watches.yaml`` (file watching on its directory, and SIGHUP) as a diff of watches, and a
+``watches.yaml`` (file watching on its directory, and SIGHUP; in reload.py) as a diff of watches, and a
 bounded graceful stop on SIGTERM/SIGINT with a one-line summary. With ``health.port`` set
 (or ``$WATCHER_HEALTH_PORT``), ``/healthz`` and ``/metrics`` are served in the same loop.
 """
@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
-import os
 import signal
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
@@ -23,19 +21,17 @@ from pathlib import Path
 from typing import Any
 
 from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
-from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from watcher import app
 from watcher.config import Settings, Watch
-from watcher.errors import ConfigError, WatcherError
+from watcher.errors import WatcherError
 from watcher.health import Health, HealthServer, Metrics, start_health
-from watcher.models import EventKind, ops_event
 from watcher.outbox import FlushReport, Outbox
 from watcher.poller import PollOutcome
+from watcher.reload import REJECTED_VERSION, Reloader
 from watcher.runner import Runner, utcnow
-from watcher.schedule import freshness_ttl, in_poll_retries, poll_timeout
-from watcher.trendtrack.client import TrendTrackClient
+from watcher.schedule import freshness_ttl, poll_timeout
 from watcher.triggers import build_trigger, first_run_time
 
 logger = logging.getLogger("watcher.daemon")
@@ -44,7 +40,6 @@ TICK_SECONDS = 5.0
 STOP_GRACE_SECONDS = 20.0
 FLUSH_GRACE_SECONDS = 10.0
 PRUNE_EVERY = timedelta(hours=6)
-REJECTED_VERSION = "config.rejected_version"
 PollHook = Callable[[PollOutcome], None]
 
 
@@ -64,19 +59,6 @@ class Totals:
         self.failed += outcome.outcome == "failed"
         self.events += len(outcome.events)
         self.credits += outcome.credits
-
-
-def make_client(settings: Settings) -> TrendTrackClient:
-    """The daemon's one API client, with retries sized by ``in_poll_retries``."""
-    return app.make_client(settings, max_retries=in_poll_retries(settings))
-
-
-def file_version(path: Path) -> str:
-    """A short hash of the config file's bytes: one rejection alert per bad version."""
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-    except OSError:
-        return "unreadable"
 
 
 @dataclass
@@ -99,8 +81,7 @@ class Daemon:
         self.metrics = Metrics()
         self.health_server: HealthServer | None = None
         self._delivered = FlushReport()
-        self._reload_lock = asyncio.Lock()
-        self._config_folder = str(self.config_path.absolute().parent)
+        self.reloader = Reloader(self)
         self._tasks: set[asyncio.Future[object]] = set()
 
     # --- life cycle ---------------------------------------------------------------------
@@ -121,7 +102,7 @@ class Daemon:
     def build(self, settings: Settings) -> None:
         """Create the store, client, runner, outbox and (unstarted) scheduler."""
         self.settings = settings
-        client = make_client(settings)  # first: a missing key fails before the store opens
+        client = app.daemon_client(settings)  # first: a missing key fails before the store opens
         self.store = store = app.open_store(settings)
         self.runner = Runner(
             settings, store, client, clock=self.clock, freshness_ttl=freshness_ttl(settings)
@@ -144,7 +125,7 @@ class Daemon:
             await asyncio.to_thread(store.set_meta, REJECTED_VERSION, "")
             tasks = [
                 asyncio.create_task(self.outbox.run(self.stop), name="outbox"),
-                asyncio.create_task(self._watch_config(), name="config-watch"),
+                asyncio.create_task(self.reloader.watch_config(), name="config-watch"),
                 asyncio.create_task(self._ticker(), name="ticker"),
             ]
             logger.info(
@@ -326,120 +307,6 @@ class Daemon:
 
     # --- hot reload ---------------------------------------------------------------------
 
-    async def _watch_config(self) -> None:
-        """Reload when the config file changes (watching its directory: editors replace it)."""
-        from watchfiles import awatch  # noqa: PLC0415  # imported where its thread starts
-
-        folder, name = self._config_folder, self.config_path.name
-
-        def relevant(_change: object, path: str) -> bool:
-            # Kubernetes swaps a `..data` symlink instead of writing the file itself.
-            base = os.path.basename(path)
-            return base == name or base.startswith("..")
-
-        async for _changes in awatch(
-            folder, stop_event=self.stop, debounce=300, watch_filter=relevant
-        ):
-            await self.reload()
-
     async def reload(self) -> bool:
         """Apply the config file as a diff; keep the last good one if it is invalid."""
-        async with self._reload_lock:
-            old = self.settings
-            if old is None:
-                return False
-            try:
-                new = app.settings_from(self.config_path, self.env)
-            except ConfigError as exc:
-                await self._rejected(exc)
-                return False
-            self._apply(old, new)
-            if await asyncio.to_thread(self.store.get_meta, REJECTED_VERSION):
-                await asyncio.to_thread(self.store.set_meta, REJECTED_VERSION, "")
-                logger.info("config accepted again")
-            await self.runner.resume_if_possible(config_changed=True)
-            return True
-
-    async def _rejected(self, exc: ConfigError) -> None:
-        """Keep the last good config; tell the ops notifiers once per bad version."""
-        for problem in exc.problems:
-            logger.error("config rejected: %s", problem)
-        version = file_version(self.config_path)
-        alerted = await asyncio.to_thread(self.store.get_meta, REJECTED_VERSION)
-        if alerted != version:
-            await asyncio.to_thread(self.store.set_meta, REJECTED_VERSION, version)
-            problems = [str(p) for p in exc.problems]
-            error = "; ".join(problems[:5])
-            if len(problems) > 5:
-                error += f" (and {len(problems) - 5} more: run `watcher check`)"
-            event = ops_event(
-                EventKind.CONFIG_REJECTED,
-                "config",
-                self.clock(),
-                {"error": error, "version": version, "count": len(problems)},
-            )
-            await self.runner.record_ops(event)
-            self.outbox.wakeup.set()
-        logger.warning("keeping the last good config (%d watches)", len(self.scheduler.get_jobs()))
-
-    def _apply(self, old: Settings, new: Settings) -> None:
-        before = {w.name: w for w in old.watches if w.enabled}
-        after = {w.name: w for w in new.watches if w.enabled}
-        retime = old.timezone != new.timezone
-        self.settings = new
-        self.runner.settings = new
-        self.runner.freshness_ttl = freshness_ttl(new)
-        self.outbox.settings = new
-        if old.templates_dir != new.templates_dir or old.delivery != new.delivery:
-            self.outbox.renderer = app.renderer_for(new)
-        if old.api != new.api or in_poll_retries(old) != in_poll_retries(new):
-            self._swap_client(new)
-        if old.health != new.health:
-            logger.warning("reload: health endpoint changes take effect at the next start")
-        last = {w.name: w.last_poll_at for w in self.store.watches()}
-        removed = sorted(before.keys() - after.keys())
-        for name in removed:
-            with contextlib.suppress(JobLookupError):
-                self.scheduler.remove_job(name)
-            logger.info("reload: watch %s removed", name)
-        changed = 0
-        for name, watch in after.items():
-            previous = before.get(name)
-            if previous is not None and previous.fingerprint == watch.fingerprint and not retime:
-                continue
-            if previous is not None and _scope_changed(previous, watch):
-                self.store.forget_watch(name)  # a new scope needs a new baseline
-                last.pop(name, None)
-            self._add_job(watch, new, last.get(name))
-            changed += previous is not None
-            logger.info("reload: watch %s %s", name, "changed" if previous else "added")
-        # Disabled watches keep their memory; only watches gone from the file lose it.
-        self.store.mark_removed([w.name for w in new.watches], self.clock())
-        self.metrics.set_watches(len(after))
-        logger.info(
-            "config reloaded: %d watches (%d added, %d removed, %d changed)",
-            len(after),
-            len(after.keys() - before.keys()),
-            len(removed),
-            changed,
-        )
-
-    def _swap_client(self, new: Settings) -> None:
-        old_client = self.runner.client
-        client = make_client(new)
-        self.runner.client = client
-        self.runner.poller.client = client
-        self.runner.forget_freshness()
-        self._background(self._retire(old_client))
-        logger.info("reload: API settings changed; new client")
-
-    async def _retire(self, client: TrendTrackClient) -> None:
-        """Close a replaced client once the polls that were using it are done."""
-        polls = set(self.in_flight)
-        if polls:
-            await asyncio.wait(polls)
-        await client.aclose()
-
-
-def _scope_changed(old: Watch, new: Watch) -> bool:
-    return (old.target, old.type, old.language) != (new.target, new.type, new.language)
+        return await self.reloader.reload()

@@ -1,0 +1,168 @@
+"""Hot reload of ``watches.yaml`` for a running daemon: file watching on its directory (and
+SIGHUP, through ``Daemon.reload``), the new file applied as a diff of watches (removed,
+added, changed; a changed scope starts a new baseline), and a rejected file kept out with
+one ``config_rejected`` ops alert per bad version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from apscheduler.jobstores.base import JobLookupError
+
+from watcher import app
+from watcher.config import Settings, Watch
+from watcher.errors import ConfigError
+from watcher.models import EventKind, ops_event
+from watcher.schedule import freshness_ttl, in_poll_retries
+from watcher.trendtrack.client import TrendTrackClient
+
+if TYPE_CHECKING:
+    from watcher.daemon import Daemon
+
+logger = logging.getLogger("watcher.daemon")
+
+REJECTED_VERSION = "config.rejected_version"
+
+
+def file_version(path: Path) -> str:
+    """A short hash of the config file's bytes: one rejection alert per bad version."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    except OSError:
+        return "unreadable"
+
+
+class Reloader:
+    """Reloads one daemon's config, one reload at a time."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self._lock = asyncio.Lock()
+        self._folder = str(daemon.config_path.absolute().parent)
+
+    async def watch_config(self) -> None:
+        """Reload when the config file changes (watching its directory: editors replace it)."""
+        from watchfiles import awatch  # noqa: PLC0415  # imported where its thread starts
+
+        folder, name = self._folder, self.daemon.config_path.name
+
+        def relevant(_change: object, path: str) -> bool:
+            # Kubernetes swaps a `..data` symlink instead of writing the file itself.
+            base = os.path.basename(path)
+            return base == name or base.startswith("..")
+
+        async for _changes in awatch(
+            folder, stop_event=self.daemon.stop, debounce=300, watch_filter=relevant
+        ):
+            await self.reload()
+
+    async def reload(self) -> bool:
+        """Apply the config file as a diff; keep the last good one if it is invalid."""
+        async with self._lock:
+            old = self.daemon.settings
+            if old is None:
+                return False
+            try:
+                new = app.settings_from(self.daemon.config_path, self.daemon.env)
+            except ConfigError as exc:
+                await self._rejected(exc)
+                return False
+            self._apply(old, new)
+            if await asyncio.to_thread(self.daemon.store.get_meta, REJECTED_VERSION):
+                await asyncio.to_thread(self.daemon.store.set_meta, REJECTED_VERSION, "")
+                logger.info("config accepted again")
+            await self.daemon.runner.resume_if_possible(config_changed=True)
+            return True
+
+    async def _rejected(self, exc: ConfigError) -> None:
+        """Keep the last good config; tell the ops notifiers once per bad version."""
+        for problem in exc.problems:
+            logger.error("config rejected: %s", problem)
+        version = file_version(self.daemon.config_path)
+        alerted = await asyncio.to_thread(self.daemon.store.get_meta, REJECTED_VERSION)
+        if alerted != version:
+            await asyncio.to_thread(self.daemon.store.set_meta, REJECTED_VERSION, version)
+            problems = [str(p) for p in exc.problems]
+            error = "; ".join(problems[:5])
+            if len(problems) > 5:
+                error += f" (and {len(problems) - 5} more: run `watcher check`)"
+            event = ops_event(
+                EventKind.CONFIG_REJECTED,
+                "config",
+                self.daemon.clock(),
+                {"error": error, "version": version, "count": len(problems)},
+            )
+            await self.daemon.runner.record_ops(event)
+            self.daemon.outbox.wakeup.set()
+        logger.warning(
+            "keeping the last good config (%d watches)", len(self.daemon.scheduler.get_jobs())
+        )
+
+    def _apply(self, old: Settings, new: Settings) -> None:
+        before = {w.name: w for w in old.watches if w.enabled}
+        after = {w.name: w for w in new.watches if w.enabled}
+        retime = old.timezone != new.timezone
+        self.daemon.settings = new
+        self.daemon.runner.settings = new
+        self.daemon.runner.freshness_ttl = freshness_ttl(new)
+        self.daemon.outbox.settings = new
+        if old.templates_dir != new.templates_dir or old.delivery != new.delivery:
+            self.daemon.outbox.renderer = app.renderer_for(new)
+        if old.api != new.api or in_poll_retries(old) != in_poll_retries(new):
+            self._swap_client(new)
+        if old.health != new.health:
+            logger.warning("reload: health endpoint changes take effect at the next start")
+        last = {w.name: w.last_poll_at for w in self.daemon.store.watches()}
+        removed = sorted(before.keys() - after.keys())
+        for name in removed:
+            with contextlib.suppress(JobLookupError):
+                self.daemon.scheduler.remove_job(name)
+            logger.info("reload: watch %s removed", name)
+        changed = 0
+        for name, watch in after.items():
+            previous = before.get(name)
+            if previous is not None and previous.fingerprint == watch.fingerprint and not retime:
+                continue
+            if previous is not None and _scope_changed(previous, watch):
+                self.daemon.store.forget_watch(name)  # a new scope needs a new baseline
+                last.pop(name, None)
+            self.daemon._add_job(watch, new, last.get(name))
+            changed += previous is not None
+            logger.info("reload: watch %s %s", name, "changed" if previous else "added")
+        # Disabled watches keep their memory; only watches gone from the file lose it.
+        self.daemon.store.mark_removed([w.name for w in new.watches], self.daemon.clock())
+        self.daemon.metrics.set_watches(len(after))
+        logger.info(
+            "config reloaded: %d watches (%d added, %d removed, %d changed)",
+            len(after),
+            len(after.keys() - before.keys()),
+            len(removed),
+            changed,
+        )
+
+    def _swap_client(self, new: Settings) -> None:
+        old_client = self.daemon.runner.client
+        client = app.daemon_client(new)
+        self.daemon.runner.client = client
+        self.daemon.runner.poller.client = client
+        self.daemon.runner.forget_freshness()
+        self.daemon._background(self._retire(old_client))
+        logger.info("reload: API settings changed; new client")
+
+    async def _retire(self, client: TrendTrackClient) -> None:
+        """Close a replaced client once the polls that were using it are done."""
+        polls = set(self.daemon.in_flight)
+        if polls:
+            await asyncio.wait(polls)
+        await client.aclose()
+
+
+def _scope_changed(old: Watch, new: Watch) -> bool:
+    return (old.target, old.type, old.language) != (new.target, new.type, new.language)
