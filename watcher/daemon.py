@@ -3,7 +3,7 @@
 One APScheduler 3 ``AsyncIOScheduler`` job per watch (``coalesce``, ``max_instances=1``,
 a ``misfire_grace_time`` sized to the interval, jitter so many watches don't fire in the
 same second), one shared API client, the outbox worker in the same loop, hot reload of
-``watches.yaml`` (file watching on its directory, and SIGHUP; in reload.py) as a diff of watches, and a
+``watches.yaml`` as a diff of watches (``reload.py``: file watching and SIGHUP), and a
 bounded graceful stop on SIGTERM/SIGINT with a one-line summary. With ``health.port`` set
 (or ``$WATCHER_HEALTH_PORT``), ``/healthz`` and ``/metrics`` are served in the same loop.
 """
