@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from watcher.channels import TEXT
 from watcher.config import Settings, Watch, load_settings
 from watcher.errors import ConfigError, ConfigProblem
 from watcher.logs import register_secrets
 from watcher.outbox import FlushReport, Outbox
 from watcher.poller import PollOutcome
-from watcher.render import TEXT, Renderer
+from watcher.render import Renderer
 from watcher.render_guard import GuardedRenderer
 from watcher.runner import Runner
 from watcher.schedule import in_poll_retries

@@ -128,8 +128,8 @@ def check(ctx: click.Context) -> None:
 def test_notify(ctx: click.Context, notifiers: tuple[str, ...]) -> None:
     """Send one test alert through each (or the named) notifier; report per URL."""
     from watcher import app
+    from watcher.channels import channel_for_url
     from watcher.notify import send_to_notifier
-    from watcher.render import channel_for_url
 
     settings = app.settings_from(ctx.obj["config"])
     names = notifiers or tuple(settings.notifiers)
@@ -157,8 +157,8 @@ def test_notify(ctx: click.Context, notifiers: tuple[str, ...]) -> None:
 def render(ctx: click.Context, event: str, notifier: str | None) -> None:
     """Render the template for EVENT against a realistic sample; print title and body."""
     from watcher import app
+    from watcher.channels import TEXT, channel_for_url
     from watcher.models import EventKind
-    from watcher.render import TEXT, channel_for_url
     from watcher.render_guard import GuardedRenderer
     from watcher.samples import sample_event
 

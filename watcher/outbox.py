@@ -40,10 +40,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from watcher import notify
+from watcher.channels import channel_for_url
 from watcher.config import Settings
 from watcher.errors import TemplateError
 from watcher.models import Event, EventKind, ops_event
-from watcher.render import Message, Renderer, channel_for_url
+from watcher.render import Message, Renderer
 from watcher.render_guard import GuardedRenderer
 from watcher.runner import ops_routes, utcnow
 from watcher.store import DueDelivery, Store

@@ -24,9 +24,10 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
+from watcher.channels import Channel
 from watcher.errors import TemplateError
 from watcher.models import Event, EventKind
-from watcher.render import DEFAULT_DIGEST_THRESHOLD, DEFAULT_MAX_CHARS, Channel, Message, Renderer
+from watcher.render import DEFAULT_DIGEST_THRESHOLD, DEFAULT_MAX_CHARS, Message, Renderer
 
 RENDER_TIMEOUT = 5.0  # seconds for one message (or one digest)
 VALIDATE_TIMEOUT = 10.0  # seconds for every template in every format (``check``)

@@ -11,9 +11,10 @@ import pytest
 from tests.alerts.conftest import SLACK_URL, TELEGRAM_URL
 from tests.alerts.corpus import FORBIDDEN, NASTY_CAPTIONS, UNSAFE_ANYWHERE
 from tests.receivers import HttpReceiver, SmtpReceiver
+from watcher.channels import channel_for_url
 from watcher.models import Event, EventKind
 from watcher.notify import redact, send, send_to_notifier
-from watcher.render import Message, Renderer, channel_for_url
+from watcher.render import Message, Renderer
 from watcher.samples import sample_event, sample_item
 
 TIMEOUT = 10.0

@@ -11,16 +11,13 @@ from pathlib import Path
 import pytest
 
 from tests.alerts.corpus import FORBIDDEN, NASTY_CAPTIONS, UNSAFE_ANYWHERE
-from watcher.errors import TemplateError
-from watcher.models import Event, EventKind
-from watcher.render import (
+from watcher.channels import (
     DISCORD,
     EMAIL,
     SLACK,
     TELEGRAM,
     TEXT,
     Channel,
-    Renderer,
     channel_for_url,
     clean,
     escape_for,
@@ -28,6 +25,9 @@ from watcher.render import (
     human_number,
     truncate,
 )
+from watcher.errors import TemplateError
+from watcher.models import Event, EventKind
+from watcher.render import Renderer
 from watcher.samples import sample_event, sample_item
 
 GOLDEN = Path(__file__).parent / "golden"

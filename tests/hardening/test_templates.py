@@ -15,10 +15,11 @@ import pytest
 
 from tests.receivers import HttpReceiver
 from tests.test_outbox import Clock, item_event, make_settings, record_poll, text_of
+from watcher.channels import TEXT
 from watcher.errors import TemplateError
 from watcher.models import EventKind
 from watcher.outbox import Outbox
-from watcher.render import TEXT, Renderer
+from watcher.render import Renderer
 from watcher.render_guard import GuardedRenderer
 from watcher.samples import sample_event
 from watcher.store import Store
