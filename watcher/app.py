@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import TextIO
 
 from watcher.channels import TEXT
-from watcher.config import Settings, Watch, load_settings
+from watcher.config import ExternalChecks, Settings, Watch, load_settings
 from watcher.errors import ConfigError, ConfigProblem
 from watcher.logs import register_secrets
+from watcher.notify import url_problem
 from watcher.outbox import FlushReport, Outbox
 from watcher.poller import PollOutcome
 from watcher.render import Renderer
@@ -24,11 +25,13 @@ from watcher.runner import Runner
 from watcher.schedule import in_poll_retries
 from watcher.store import Store
 from watcher.trendtrack.client import TrendTrackClient
+from watcher.triggers import never_fires
 
 
 def settings_from(path: Path, env: Mapping[str, str] | None = None) -> Settings:
     """Load the config and register its secrets with the log redactor."""
-    settings = load_settings(path, dict(os.environ) if env is None else env)
+    env = dict(os.environ) if env is None else env
+    settings = load_settings(path, env, ExternalChecks(url_problem, never_fires))
     register_settings_secrets(settings)
     return settings
 

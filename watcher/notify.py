@@ -95,6 +95,19 @@ def _remember_secrets(url: str) -> None:
     _secrets.update(c for c in candidates if c and len(c) >= 4)
 
 
+def url_problem(url: str) -> str | None:
+    """Why apprise refuses notifier ``url`` (naming its scheme only), or None if it won't."""
+    if scheme_of(url) == CONSOLE_SCHEME:
+        return None
+    asset = apprise.AppriseAsset(storage_mode="memory")
+    if apprise.Apprise.instantiate(url, asset=asset) is not None:
+        return None
+    return (
+        f"apprise does not accept this {scheme_of(url)}:// URL "
+        "(an unknown scheme, or a token, host or target missing or malformed)"
+    )
+
+
 def redact(text: str) -> str:
     """``text`` without any URL and without any credential seen in a notifier URL."""
     text = _URL.sub(lambda m: m.group(0).split("://", 1)[0] + "://***", text)

@@ -18,8 +18,9 @@ from apscheduler.jobstores.base import JobLookupError
 
 from watcher import app
 from watcher.config import Settings, Watch
-from watcher.errors import ConfigError
+from watcher.errors import ConfigError, ConfigProblem
 from watcher.models import EventKind, ops_event
+from watcher.render_guard import GuardedRenderer
 from watcher.schedule import freshness_ttl, in_poll_retries
 from watcher.trendtrack.client import TrendTrackClient
 
@@ -61,7 +62,10 @@ class Reloader:
         async for _changes in awatch(
             folder, stop_event=self.daemon.stop, debounce=300, watch_filter=relevant
         ):
-            await self.reload()
+            try:
+                await self.reload()
+            except Exception:  # the file watch must outlive any one bad reload
+                logger.exception("reload failed; still watching %s", self.daemon.config_path)
 
     async def reload(self) -> bool:
         """Apply the config file as a diff; keep the last good one if it is invalid."""
@@ -71,10 +75,11 @@ class Reloader:
                 return False
             try:
                 new = app.settings_from(self.daemon.config_path, self.daemon.env)
+                client, renderer = await self._prepare(old, new)
             except ConfigError as exc:
                 await self._rejected(exc)
                 return False
-            self._apply(old, new)
+            self._apply(old, new, client, renderer)
             if await asyncio.to_thread(self.daemon.store.get_meta, REJECTED_VERSION):
                 await asyncio.to_thread(self.daemon.store.set_meta, REJECTED_VERSION, "")
                 logger.info("config accepted again")
@@ -105,7 +110,36 @@ class Reloader:
             "keeping the last good config (%d watches)", len(self.daemon.scheduler.get_jobs())
         )
 
-    def _apply(self, old: Settings, new: Settings) -> None:
+    async def _prepare(
+        self, old: Settings, new: Settings
+    ) -> tuple[TrendTrackClient | None, GuardedRenderer | None]:
+        """Everything about ``new`` that can fail, before any of it is applied.
+
+        A reload is applied whole or not at all: a missing API key or a template that
+        does not render rejects the file like a syntax error would.
+        """
+        client = None
+        if old.api != new.api or in_poll_retries(old) != in_poll_retries(new):
+            client = app.daemon_client(new)
+        renderer = None
+        if old.templates_dir != new.templates_dir or old.delivery != new.delivery:
+            renderer = app.renderer_for(new)
+            problems = await asyncio.to_thread(renderer.validate)
+            if problems:
+                renderer.close()
+                if client is not None:
+                    await client.aclose()
+                where = str(new.source or self.daemon.config_path)
+                raise ConfigError([ConfigProblem(where, None, f"template: {p}") for p in problems])
+        return client, renderer
+
+    def _apply(
+        self,
+        old: Settings,
+        new: Settings,
+        client: TrendTrackClient | None = None,
+        renderer: GuardedRenderer | None = None,
+    ) -> None:
         before = {w.name: w for w in old.watches if w.enabled}
         after = {w.name: w for w in new.watches if w.enabled}
         retime = old.timezone != new.timezone
@@ -113,10 +147,10 @@ class Reloader:
         self.daemon.runner.settings = new
         self.daemon.runner.freshness_ttl = freshness_ttl(new)
         self.daemon.outbox.settings = new
-        if old.templates_dir != new.templates_dir or old.delivery != new.delivery:
-            self.daemon.outbox.renderer = app.renderer_for(new)
-        if old.api != new.api or in_poll_retries(old) != in_poll_retries(new):
-            self._swap_client(new)
+        if renderer is not None:
+            self.daemon.outbox.renderer = renderer
+        if client is not None:
+            self._swap_client(client)
         if old.health != new.health:
             logger.warning("reload: health endpoint changes take effect at the next start")
         last = {w.name: w.last_poll_at for w in self.daemon.store.watches()}
@@ -147,9 +181,8 @@ class Reloader:
             changed,
         )
 
-    def _swap_client(self, new: Settings) -> None:
+    def _swap_client(self, client: TrendTrackClient) -> None:
         old_client = self.daemon.runner.client
-        client = app.daemon_client(new)
         self.daemon.runner.client = client
         self.daemon.runner.poller.client = client
         self.daemon.runner.forget_freshness()

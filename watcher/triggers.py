@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -64,6 +64,12 @@ def trigger(schedule: Schedule, tz: ZoneInfo) -> BaseTrigger:
     assert schedule.cron is not None  # noqa: S101 - Schedule guarantees exactly one
     triggers = _cron_triggers(parse_cron(schedule.cron), tz)
     return triggers[0] if len(triggers) == 1 else OrTrigger(triggers)
+
+
+def never_fires(expr: str) -> bool:
+    """Whether crontab ``expr`` matches no time at all (``0 0 31 2 *``), by APScheduler."""
+    cron = trigger(Schedule(cron=expr), ZoneInfo("UTC"))
+    return cron.get_next_fire_time(None, datetime(2000, 1, 1, tzinfo=UTC)) is None
 
 
 def fires_between(schedule: Schedule, start: datetime, end: datetime, tz: ZoneInfo) -> int:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
@@ -53,7 +54,7 @@ from watcher.config.values import (
     TargetKind,
     Watch,
 )
-from watcher.config.yaml_source import KeyPath, LoadedYaml, load_yaml
+from watcher.config.yaml_source import KeyPath, LoadedYaml, load_yaml, redact
 from watcher.errors import ConfigError, ConfigProblem
 from watcher.models import EventKind
 from watcher.schedule import Schedule
@@ -63,6 +64,7 @@ __all__ = [
     "ApiSettings",
     "BudgetSettings",
     "DeliverySettings",
+    "ExternalChecks",
     "FirstRun",
     "HealthSettings",
     "KeywordMode",
@@ -83,16 +85,38 @@ __all__ = [
 ]
 
 
-def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
+MAX_FILE_BYTES = 1024 * 1024  # a watches.yaml is a few KiB; a bigger file is a mistake
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalChecks:
+    """Checks only the libraries that run a config can make, injected from above.
+
+    ``url_problem`` says why the notifier library refuses a URL (or None); ``never_fires``
+    says whether the scheduler would never fire a cron expression.
+    """
+
+    url_problem: Callable[[str], str | None]
+    never_fires: Callable[[str], bool]
+
+
+def load_settings(
+    path: Path, env: Mapping[str, str] | None = None, checks: ExternalChecks | None = None
+) -> Settings:
     """Read and validate the file at ``path``; ``env`` defaults to ``os.environ``."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            raw = file.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            limit = f"{MAX_FILE_BYTES // 1024} KiB"
+            raise ConfigError([ConfigProblem(str(path), None, f"larger than {limit}; refused")])
+        text = raw.decode("utf-8")
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise ConfigError([ConfigProblem(str(path), None, f"cannot read: {reason}")]) from None
     except UnicodeDecodeError:
         raise ConfigError([ConfigProblem(str(path), None, "not UTF-8 text")]) from None
-    settings = parse_settings(text, str(path), env, path.parent)
+    settings = parse_settings(text, str(path), env, path.parent, checks)
     return dataclasses.replace(settings, source=path)
 
 
@@ -101,10 +125,32 @@ def parse_settings(
     filename: str,
     env: Mapping[str, str] | None = None,
     base_dir: Path | None = None,
+    checks: ExternalChecks | None = None,
 ) -> Settings:
-    """Validate config ``text``; raise one ``ConfigError`` listing every problem."""
+    """Validate config ``text``; raise one ``ConfigError`` listing every problem.
+
+    No problem shows a value that came from the environment, nor a URL past its scheme.
+    """
     env = os.environ if env is None else env
     loaded = load_yaml(text, filename, env)
+    try:
+        return _parse(loaded, filename, env, base_dir, checks)
+    except ConfigError as exc:
+        raise ConfigError(
+            [
+                dataclasses.replace(p, message=redact(p.message, loaded.expanded))
+                for p in exc.problems
+            ]
+        ) from None
+
+
+def _parse(
+    loaded: LoadedYaml,
+    filename: str,
+    env: Mapping[str, str],
+    base_dir: Path | None,
+    checks: ExternalChecks | None,
+) -> Settings:
     problems = list(loaded.problems)
 
     def report(path: KeyPath, message: str) -> None:
@@ -131,10 +177,25 @@ def parse_settings(
     base_url, database, health = _env_overrides(model, env, filename, problems)
     if model is None or problems:
         raise ConfigError(_ordered(problems))
+    if checks is not None:
+        _external_checks(model, checks, report_at)
     settings = _build(model, env, base_url, database, health, base_dir or Path.cwd(), report_at)
     if problems:
         raise ConfigError(_ordered(problems))
     return settings
+
+
+def _external_checks(model: ConfigModel, checks: ExternalChecks, report: Report) -> None:
+    for name, notifier in model.notifiers.items():
+        for index, url in enumerate(notifier.urls):
+            problem = checks.url_problem(url.get_secret_value())
+            if problem:
+                report(("notifiers", name, "urls", index), problem)
+    crons: list[tuple[KeyPath, str | None]] = [(("defaults", "cron"), model.defaults.cron)]
+    crons += [(("watches", i, "cron"), w.cron) for i, w in enumerate(model.watches)]
+    for path, expr in crons:
+        if expr is not None and checks.never_fires(expr):
+            report(path, f"cron {expr!r} never fires (no date matches it)")
 
 
 def _ordered(problems: list[ConfigProblem]) -> list[ConfigProblem]:

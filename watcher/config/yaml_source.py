@@ -28,6 +28,13 @@ Plain: TypeAlias = "dict[object, Plain] | list[Plain] | str | int | float | bool
 _VARIABLE = re.compile(r"\$(?:(?P<dollar>\$)|\{(?P<body>[^}]*)(?P<close>\}|$))")
 _REFERENCE = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>.*))?", re.DOTALL)
 _DUPLICATE_KEY = re.compile(r'found duplicate key "(?P<key>.*?)" with value')
+# Values the document may expand to: aliases make a few lines name billions of values
+# (a "billion laughs" file); a real watches.yaml has a few thousand at most.
+MAX_NODES = 100_000
+
+
+class _TooManyNodes(Exception):
+    """The document expands past ``MAX_NODES`` values."""
 
 
 @dataclass(slots=True)
@@ -37,6 +44,9 @@ class LoadedYaml:
     data: Plain
     lines: dict[KeyPath, int] = field(default_factory=dict)
     problems: list[ConfigProblem] = field(default_factory=list)
+    nodes: int = 0
+    # Every value a ``${VAR}`` expanded to: it may be a secret, so no message shows it.
+    expanded: set[str] = field(default_factory=set)
 
     def line_for(self, loc: Sequence[str | int]) -> int | None:
         """The line of the deepest known prefix of ``loc``.
@@ -78,7 +88,14 @@ def load_yaml(text: str, filename: str, env: Mapping[str, str]) -> LoadedYaml:
     loaded = LoadedYaml(None)
     root_line = document.lc.line + 1 if isinstance(document, CommentedMap | CommentedSeq) else 1
     loaded.lines[()] = root_line
-    loaded.data = _plain(document, (), root_line, loaded, filename, env)
+    try:
+        loaded.data = _plain(document, (), root_line, loaded, filename, env)
+    except _TooManyNodes:
+        message = (
+            f"the document expands to more than {MAX_NODES:,} values "
+            "(YAML aliases repeated inside aliases?); refused"
+        )
+        return LoadedYaml(None, problems=[ConfigProblem(filename, None, message)])
     return loaded
 
 
@@ -104,6 +121,9 @@ def _plain(
     filename: str,
     env: Mapping[str, str],
 ) -> Plain:
+    loaded.nodes += 1
+    if loaded.nodes > MAX_NODES:
+        raise _TooManyNodes
     if isinstance(node, CommentedMap):
         mapping: dict[object, Plain] = {}
         for raw_key in node:
@@ -121,7 +141,12 @@ def _plain(
             items.append(_plain(value, (*path, index), item_line, loaded, filename, env))
         return items
     if isinstance(node, str):
-        return expand(str(node), env, lambda m: loaded.problems.append(_at(filename, line, m)))
+        return expand(
+            str(node),
+            env,
+            lambda m: loaded.problems.append(_at(filename, line, m)),
+            loaded.expanded,
+        )
     if node is None or isinstance(node, bool):
         return node
     if isinstance(node, int):
@@ -131,6 +156,21 @@ def _plain(
     if isinstance(node, datetime | date):
         return node.isoformat()
     return str(node)
+
+
+_ANY_URL = re.compile(r"\b([a-z][a-z0-9+.-]*)://(?!\.\.\.)[^\s'\"]+", re.IGNORECASE)
+
+
+def redact(message: str, expanded: set[str]) -> str:
+    """``message`` with every ``${VAR}`` value and every URL's body replaced by ``***``.
+
+    Notifier URLs carry tokens in their paths as well as their passwords, so no URL is
+    shown past its scheme; the line number in the message says where it is.
+    """
+    for value in sorted(expanded, key=len, reverse=True):
+        if len(value) >= 3:
+            message = message.replace(value, "***")
+    return _ANY_URL.sub(lambda m: m.group(1) + "://***", message)
 
 
 def _scalar_key(key: object) -> object:
@@ -147,12 +187,17 @@ def _at(filename: str, line: int, message: str) -> ConfigProblem:
     return ConfigProblem(filename, line, message)
 
 
-def expand(value: str, env: Mapping[str, str], report: Callable[[str], None]) -> str:
+def expand(
+    value: str,
+    env: Mapping[str, str],
+    report: Callable[[str], None],
+    expanded: set[str] | None = None,
+) -> str:
     """Expand ``${VAR}``, ``${VAR:-default}`` and ``$$`` in ``value``.
 
     A variable that is unset (or empty, with a default given) takes the default; unset
     without a default is reported and expands to an empty string. Problems name the
-    variable, never the value.
+    variable, never the value; values taken from ``env`` are added to ``expanded``.
     """
 
     def substitute(match: re.Match[str]) -> str:
@@ -169,7 +214,12 @@ def expand(value: str, env: Mapping[str, str], report: Callable[[str], None]) ->
         name, default = reference.group("name"), reference.group("default")
         current = env.get(name)
         if default is not None:
-            return current if current else default
+            chosen = current if current else default
+            if expanded is not None and current:
+                expanded.add(current)
+            return chosen
+        if expanded is not None and current:
+            expanded.add(current)
         if current is None:
             report(
                 f"environment variable {name} is not set "
