@@ -27,8 +27,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Coverage of watcher/ (statements and branches, in-process: the daemon's subprocess
+# tests are not counted). Measured 88 % on 2026-12-01 (6,616 statements, 1,568 branches);
+# the floor sits 3 points below, so code landing with its tests passes and a change that
+# drops a module's tests fails, without tripping on a point of noise.
+COVERAGE_FLOOR := 85
+
 pytest: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --cov --cov-report=term --cov-fail-under=$(COVERAGE_FLOOR)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
@@ -40,4 +46,4 @@ lock: $(BIN)/python
 	  $(BIN)/pip freeze --exclude-editable; } > constraints.txt
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .coverage
