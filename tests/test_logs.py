@@ -18,7 +18,9 @@ from watcher.logs import (
     redact,
     register_secret,
     register_secrets,
+    register_url,
     setup_logging,
+    url_secrets,
 )
 
 SLACK_HOOK = "https://hooks.slack.com/services/T/B/XYZ"
@@ -172,6 +174,21 @@ def test_register_secret_covers_the_url_quoted_form() -> None:
     """A registered URL is also scrubbed where it appears percent-encoded."""
     register_secret("json://host/p?x=a b")
     assert redact("sent to json%3A%2F%2Fhost%2Fp%3Fx%3Da%20b") == "sent to ***"
+
+
+def test_a_notifier_urls_token_parts_are_registered_but_not_its_words_or_domain() -> None:
+    """register_url masks a URL's tokens anywhere (a bot token, a webhook path); its host
+    name when it is a domain, and its short path words, stay readable."""
+    assert url_secrets("tgram://123456789:AAFbotTOKEN/-1001234") == [
+        "tgram://123456789:AAFbotTOKEN/-1001234",
+        "123456789",
+        "AAFbotTOKEN",
+        "-1001234",
+    ]
+    register_url("json://hooks.example.com/hook/s3cr3tWebhookPath")
+    assert redact("token s3cr3tWebhookPath on hooks.example.com for hook") == (
+        "token *** on hooks.example.com for hook"
+    )
 
 
 def test_noisy_libraries_are_quiet_unless_verbose() -> None:

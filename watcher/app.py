@@ -15,7 +15,7 @@ from typing import TextIO
 from watcher.channels import TEXT
 from watcher.config import ExternalChecks, Settings, Watch, load_settings
 from watcher.errors import ConfigError, ConfigProblem
-from watcher.logs import register_secrets
+from watcher.logs import register_secret, register_url
 from watcher.notify import url_problem
 from watcher.outbox import FlushReport, Outbox
 from watcher.poller import PollOutcome
@@ -39,8 +39,10 @@ def settings_from(path: Path, env: Mapping[str, str] | None = None) -> Settings:
 def register_settings_secrets(settings: Settings) -> None:
     """The API key and every notifier URL never reach a log line, even by accident."""
     key = settings.api.api_key.get_secret_value() if settings.api.api_key else None
-    urls = [u.get_secret_value() for n in settings.notifiers.values() for u in n.urls]
-    register_secrets([key, *urls])
+    register_secret(key)
+    for notifier in settings.notifiers.values():
+        for url in notifier.urls:
+            register_url(url.get_secret_value())
 
 
 def open_store(settings: Settings) -> Store:

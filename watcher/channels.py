@@ -54,10 +54,14 @@ _CHANNEL_BY_SCHEME = {
 }
 
 
+def scheme_of(url: str) -> str:
+    """The URL's scheme, lower case ('?' if it has none): the only part we ever show."""
+    return url.split("://", 1)[0].strip().lower() if "://" in url else "?"
+
+
 def channel_for_url(url: str) -> Channel:
     """The channel profile for a notifier URL, by its scheme (unknown schemes: text)."""
-    scheme = url.split("://", 1)[0].strip().lower() if "://" in url else ""
-    return _CHANNEL_BY_SCHEME.get(scheme, TEXT)
+    return _CHANNEL_BY_SCHEME.get(scheme_of(url), TEXT)
 
 
 # --- hostile text -----------------------------------------------------------------

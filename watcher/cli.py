@@ -14,7 +14,7 @@ from typing import NoReturn
 import click
 
 from watcher import __version__
-from watcher.errors import NotImplementedYet, WatcherError
+from watcher.errors import WatcherError
 
 CONFIG_HELP = "Path to watches.yaml (default: $WATCHER_CONFIG, else ./watches.yaml)."
 
@@ -26,10 +26,6 @@ def _config_path(value: str | None) -> Path:
 def _fail(message: str) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(1)
-
-
-def _not_built(command: str) -> NoReturn:
-    raise NotImplementedYet(f"`watcher {command}` is not built yet in this version")
 
 
 class _Group(click.Group):

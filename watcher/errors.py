@@ -7,8 +7,7 @@ only ever catch these::
     ├── ConfigError               watches.yaml is invalid (carries every problem found)
     ├── TemplateError             a template fails to load or render
     ├── StoreError                the state database failed (disk full, locked, corrupt)
-    ├── NotifyError               a notifier could not be built or sent to
-    ├── NotImplementedYet         a command that is registered but not built yet
+    ├── HealthError               the health endpoint could not be served (port taken)
     └── ApiError                  the TrendTrack API said no or could not be reached
         ├── ApiUnavailable        timeouts, resets, 5xx, invalid JSON after all retries
         ├── RateLimited           429 after all retries
@@ -59,12 +58,8 @@ class StoreError(WatcherError):
     """The state database failed; the poll that hit it is not applied."""
 
 
-class NotifyError(WatcherError):
-    """A notifier URL could not be understood or a message could not be sent."""
-
-
-class NotImplementedYet(WatcherError):
-    """A command exists on the command line but is not built yet."""
+class HealthError(WatcherError):
+    """The health endpoint could not be served (e.g. its port is taken)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from watcher.config import HealthSettings
-from watcher.errors import WatcherError
+from watcher.errors import HealthError
 from watcher.outbox import FlushReport
 from watcher.poller import PollOutcome
 
@@ -43,10 +43,6 @@ logger = logging.getLogger("watcher.health")
 
 DEFAULT_STALE_AFTER = timedelta(minutes=2)
 STOP_TIMEOUT_SECONDS = 5.0
-
-
-class HealthError(WatcherError):
-    """The health endpoint could not be served (e.g. its port is taken)."""
 
 
 def _utcnow() -> datetime:

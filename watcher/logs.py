@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Literal, TextIO
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 LogFormat = Literal["text", "json"]
 
@@ -93,7 +93,7 @@ _secrets_lock = threading.Lock()
 
 def register_secret(value: str | None) -> None:
     """Never log ``value`` (nor its URL-quoted form); too-short values are ignored."""
-    if not value or len(value) < _MIN_SECRET_LENGTH:
+    if not value or len(value) < _MIN_SECRET_LENGTH or value in _secrets:
         return
     global _secrets_re  # noqa: PLW0603 - one process-wide registry, like logging's own
     with _secrets_lock:
@@ -106,6 +106,29 @@ def register_secrets(values: Iterable[str | None]) -> None:
     """``register_secret`` for each value (e.g. the API key and every notifier URL)."""
     for value in values:
         register_secret(value)
+
+
+_MIN_URL_PART_LENGTH = 8  # a URL's short parts are words (``hook``, ``ops``), not tokens
+
+
+def url_secrets(url: str) -> list[str]:
+    """The URL and every part of it that may be a credential (user, password, a host that
+    is no domain or address, path segments, query values): apprise URLs carry tokens in
+    any of them (``tgram://BOT:TOKEN/chat``, ``slack://A/B/C``)."""
+    try:
+        parts = urlsplit(url)
+        netloc = [p for p in re.split(r"[:@]", unquote(parts.netloc)) if "." not in p]
+        candidates = [p for p in netloc if p != "localhost"]
+        candidates += unquote(parts.path).split("/")
+        candidates += [value for _, value in parse_qsl(parts.query)]
+    except ValueError:
+        return [url]
+    return [url, *(c for c in candidates if len(c) >= _MIN_URL_PART_LENGTH)]
+
+
+def register_url(url: str) -> None:
+    """``register_secret`` for a notifier URL and each of its credential-like parts."""
+    register_secrets(url_secrets(url))
 
 
 def clear_secrets() -> None:

@@ -3,7 +3,7 @@
 One ``apprise.Apprise`` per URL, so every URL gets its own result. Results and logs name
 a URL by its position and scheme only: notifier URLs carry tokens and passwords. apprise's
 own logger (and urllib3's, which logs request paths) is kept at WARNING, and every record
-they emit passes through ``redact``.
+they emit passes through ``hide_urls``.
 
 What we hand apprise per channel (see ``render.py`` for what our escaping already did):
 
@@ -27,7 +27,6 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 import apprise
 
@@ -37,6 +36,8 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "'imghdr' is deprecated", DeprecationWarning)
     import apprise.utils.pgp
 
+from watcher.channels import scheme_of
+from watcher.logs import redact, register_url
 from watcher.render import Message
 
 log = logging.getLogger(__name__)
@@ -75,25 +76,6 @@ class UrlResult:
 
 # --- keeping secrets out of logs -----------------------------------------------------
 
-_secrets: set[str] = set()
-
-
-def scheme_of(url: str) -> str:
-    """The URL's scheme, lower case ('?' if it has none): the only part we ever show."""
-    return url.split("://", 1)[0].strip().lower() if "://" in url else "?"
-
-
-def _remember_secrets(url: str) -> None:
-    """Note every part of ``url`` that may be a credential, for ``redact``."""
-    try:
-        parts = urlsplit(url)
-        candidates = [parts.username, parts.password, parts.hostname]
-        candidates += unquote(parts.path).split("/")
-        candidates += [value for _, value in parse_qsl(parts.query)]
-    except ValueError:
-        return
-    _secrets.update(c for c in candidates if c and len(c) >= 4)
-
 
 def url_problem(url: str) -> str | None:
     """Why apprise refuses notifier ``url`` (naming its scheme only), or None if it won't."""
@@ -108,19 +90,17 @@ def url_problem(url: str) -> str | None:
     )
 
 
-def redact(text: str) -> str:
-    """``text`` without any URL and without any credential seen in a notifier URL."""
-    text = _URL.sub(lambda m: m.group(0).split("://", 1)[0] + "://***", text)
-    for secret in sorted(_secrets, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
+def hide_urls(text: str) -> str:
+    """``text`` without any URL (its scheme stays) and without any registered secret, such
+    as a credential seen in a notifier URL (``logs.register_url``)."""
+    return redact(_URL.sub(lambda m: m.group(0).split("://", 1)[0] + "://***", text))
 
 
 class _RedactingFilter(logging.Filter):
     """Rewrites apprise's log records so no URL or credential reaches a handler."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact(record.getMessage())
+        record.msg = hide_urls(record.getMessage())
         record.args = None
         return True
 
@@ -150,7 +130,7 @@ def _reason(result: object) -> str:
         for entry in getattr(result, "logs", list)()
         if entry.level in ("WARNING", "ERROR", "CRITICAL")
     ]
-    reason = redact(messages[-1]) if messages else "the service did not accept the message"
+    reason = hide_urls(messages[-1]) if messages else "the service did not accept the message"
     return reason[:_MAX_ERROR]
 
 
@@ -173,7 +153,7 @@ async def send(
         sys.stdout.write(f"{message.title}\n{message.body}\n\n")
         sys.stdout.flush()
         return SendResult(True, None, time.monotonic() - started)
-    _remember_secrets(url)
+    register_url(url)
     asset = apprise.AppriseAsset(storage_mode="memory")
     apobj = apprise.Apprise(asset=asset)
     if not apobj.add(url):
@@ -182,7 +162,7 @@ async def send(
     try:
         result = await apobj.async_notify(**_apprise_arguments(url, message), timeout=timeout)
     except Exception as exc:  # noqa: BLE001  # a plugin bug must not take the caller down
-        error = redact(f"{type(exc).__name__}: {exc}")[:_MAX_ERROR]
+        error = hide_urls(f"{type(exc).__name__}: {exc}")[:_MAX_ERROR]
         return SendResult(False, error, time.monotonic() - started)
     duration = time.monotonic() - started
     if result:

@@ -106,7 +106,7 @@ def _fingerprint(message: Message) -> str:
 
 def _scrub(error: str, url: str) -> str:
     """An error fit to store and log: neither the URL nor any credential in it."""
-    return notify.redact(error.replace(url, "***"))
+    return notify.hide_urls(error.replace(url, "***"))
 
 
 class Outbox:

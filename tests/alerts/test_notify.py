@@ -13,7 +13,7 @@ from tests.alerts.corpus import FORBIDDEN, NASTY_CAPTIONS, UNSAFE_ANYWHERE
 from tests.receivers import HttpReceiver, SmtpReceiver
 from watcher.channels import channel_for_url
 from watcher.models import Event, EventKind
-from watcher.notify import redact, send, send_to_notifier
+from watcher.notify import hide_urls, send, send_to_notifier
 from watcher.render import Message, Renderer
 from watcher.samples import sample_event, sample_item
 
@@ -190,6 +190,6 @@ async def test_console_prints_message(capsys: pytest.CaptureFixture[str]) -> Non
 
 def test_redact_removes_urls_and_known_secrets() -> None:
     """Redaction hides whole URLs."""
-    assert redact("POST https://api.telegram.org/bot123:ABC/sendMessage failed") == (
+    assert hide_urls("POST https://api.telegram.org/bot123:ABC/sendMessage failed") == (
         "POST https://*** failed"
     )
