@@ -54,7 +54,7 @@ from watcher.config.values import (
     TargetKind,
     Watch,
 )
-from watcher.config.yaml_source import KeyPath, LoadedYaml, load_yaml, redact
+from watcher.config.yaml_source import KeyPath, LoadedYaml, hide_expanded, load_yaml
 from watcher.errors import ConfigError, ConfigProblem
 from watcher.models import EventKind
 from watcher.schedule import Schedule
@@ -138,7 +138,7 @@ def parse_settings(
     except ConfigError as exc:
         raise ConfigError(
             [
-                dataclasses.replace(p, message=redact(p.message, loaded.expanded))
+                dataclasses.replace(p, message=hide_expanded(p.message, loaded.expanded))
                 for p in exc.problems
             ]
         ) from None

@@ -161,7 +161,7 @@ def _plain(
 _ANY_URL = re.compile(r"\b([a-z][a-z0-9+.-]*)://(?!\.\.\.)[^\s'\"]+", re.IGNORECASE)
 
 
-def redact(message: str, expanded: set[str]) -> str:
+def hide_expanded(message: str, expanded: set[str]) -> str:
     """``message`` with every ``${VAR}`` value and every URL's body replaced by ``***``.
 
     Notifier URLs carry tokens in their paths as well as their passwords, so no URL is
