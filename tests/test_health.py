@@ -20,6 +20,7 @@ from watcher.health import (
 )
 from watcher.models import Event, EventKind
 from watcher.outbox import FlushReport
+from watcher.planner import Outcome
 from watcher.poller import PollOutcome
 
 T0 = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
@@ -95,15 +96,15 @@ async def test_metrics_expose_the_counters_after_observations() -> None:
     metrics.observe_poll(
         PollOutcome(
             "acme",
-            "ok",
+            Outcome.OK,
             events=(_event(EventKind.NEW_AD, 1), _event(EventKind.NEW_AD, 2)),
             credits=4,
             items=3,
             duration_ms=850,
         )
     )
-    metrics.observe_poll(PollOutcome("acme", "failed"))
-    metrics.observe_poll(PollOutcome("acme", "skipped"))
+    metrics.observe_poll(PollOutcome("acme", Outcome.FAILED))
+    metrics.observe_poll(PollOutcome("acme", Outcome.SKIPPED))
     metrics.observe_delivery(FlushReport(sent=2, failed=1, dead=0))
     metrics.set_outbox_depth(5)
     metrics.observe_lag(3.2)

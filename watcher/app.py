@@ -18,6 +18,7 @@ from watcher.errors import ConfigError, ConfigProblem
 from watcher.logs import register_secret, register_url
 from watcher.notify import url_problem
 from watcher.outbox import FlushReport, Outbox
+from watcher.planner import Outcome
 from watcher.poller import PollOutcome
 from watcher.render import Renderer
 from watcher.render_guard import GuardedRenderer
@@ -99,7 +100,7 @@ class OnceResult:
 
     @property
     def failed(self) -> bool:
-        return any(o.outcome in {"failed", "paused"} for o in self.outcomes)
+        return any(o.outcome in {Outcome.FAILED, Outcome.PAUSED} for o in self.outcomes)
 
 
 async def poll_once(

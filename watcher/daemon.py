@@ -28,6 +28,7 @@ from watcher.config import Settings, Watch
 from watcher.errors import WatcherError
 from watcher.health import Health, HealthServer, Metrics, start_health
 from watcher.outbox import FlushReport, Outbox
+from watcher.planner import Outcome
 from watcher.poller import PollOutcome
 from watcher.reload import REJECTED_VERSION, Reloader
 from watcher.runner import Runner, utcnow
@@ -53,10 +54,10 @@ class Totals:
     credits: int = 0
 
     def add(self, outcome: PollOutcome) -> None:
-        if outcome.outcome in {"skipped", "paused", "shed"}:
+        if not outcome.outcome.polled:
             return
         self.polls += 1
-        self.failed += outcome.outcome == "failed"
+        self.failed += outcome.outcome.failure
         self.events += len(outcome.events)
         self.credits += outcome.credits
 
@@ -253,13 +254,13 @@ class Daemon:
                 return await self.runner.poll(watch)
         except TimeoutError:
             logger.warning("poll watch=%s timed out after %.0fs", watch.name, poll_timeout(watch))
-            return PollOutcome(watch.name, "failed")
+            return PollOutcome(watch.name, Outcome.FAILED)
         except WatcherError as exc:  # a store or template error: this watch, this time
             logger.error("poll watch=%s failed: %s", watch.name, exc)  # noqa: TRY400
-            return PollOutcome(watch.name, "failed")
+            return PollOutcome(watch.name, Outcome.FAILED)
         except Exception:  # the one broad except: one bad watch can't kill the daemon
             logger.exception("poll watch=%s crashed", watch.name)
-            return PollOutcome(watch.name, "failed")
+            return PollOutcome(watch.name, Outcome.FAILED)
 
     async def _ticker(self) -> None:
         """Liveness tick, metrics, pause recovery, retention."""

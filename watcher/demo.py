@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from watcher.daemon import Daemon
+from watcher.planner import Outcome
 from watcher.poller import PollOutcome
 from watcher.simulator.testing import SimHandle, running_simulator
 from watcher.status import build_status, format_status
@@ -112,7 +113,7 @@ def _status_printer(daemon: Daemon) -> Any:
     seen: set[str] = set()
 
     def hook(outcome: PollOutcome) -> None:
-        if outcome.outcome != "ok" or daemon.settings is None:
+        if outcome.outcome is not Outcome.OK or daemon.settings is None:
             return
         refresh = daemon.store.watches()
         key = ",".join(sorted(str(w.refresh) for w in refresh))

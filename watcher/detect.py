@@ -120,6 +120,13 @@ class Observation:
     tracked: Sequence[Item] | None = None
     watermark: datetime | None = None
     exact: bool = True
+    detected_at: datetime | None = None
+    """The local time of the poll, which events carry (users read "detected at" on their
+    own clock); ``at`` (the API's) stays for comparisons with item timestamps."""
+
+    @property
+    def stamp(self) -> datetime:
+        return self.detected_at or self.at
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +171,7 @@ class _Detector:
         if kind not in self.rules.events:
             return
         key = event_key(self.rules.watch, kind, item.id, change)
-        self.events.append(Event(key, kind, self.rules.watch, self.obs.at, item, dict(figures)))
+        self.events.append(Event(key, kind, self.rules.watch, self.obs.stamp, item, dict(figures)))
 
     def remember(
         self,
@@ -410,7 +417,7 @@ def baseline(
                 event_key(rules.watch, EventKind.BASELINE, "-", change),
                 EventKind.BASELINE,
                 rules.watch,
-                obs.at,
+                obs.stamp,
                 None,
                 dict(summary or {}),
             )

@@ -153,12 +153,12 @@ class Metrics:
 
     def observe_poll(self, outcome: PollOutcome) -> None:
         """Count one poll: its outcome, credits, events by kind and duration."""
-        self.polls.labels(outcome=outcome.outcome).inc()
+        self.polls.labels(outcome=outcome.outcome.value).inc()
         if outcome.credits > 0:
             self.credits_spent.inc(outcome.credits)
         for event in outcome.events:
             self.events.labels(kind=event.kind.value).inc()
-        if outcome.outcome not in {"skipped", "paused", "shed"}:
+        if outcome.outcome.polled:
             self.poll_duration.observe(outcome.duration_ms / 1000)
 
     def observe_delivery(self, report: FlushReport) -> None:

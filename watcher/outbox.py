@@ -160,9 +160,9 @@ class Outbox:
 
     async def _pass(self) -> FlushReport:
         now = self.clock()
-        due = {r.id for r in await asyncio.to_thread(self.store.due_deliveries, now)}
-        self._due = due
         waiting = await asyncio.to_thread(self.store.due_deliveries, _EVERYTHING)
+        due = {r.id for r in waiting if r.next_attempt_at is None or r.next_attempt_at <= now}
+        self._due = due
         by_url: dict[tuple[str, int], list[DueDelivery]] = {}
         for row in waiting:
             by_url.setdefault((row.notifier, row.url_index), []).append(row)

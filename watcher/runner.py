@@ -19,7 +19,8 @@ from watcher import plan
 from watcher.config import Settings, Watch
 from watcher.errors import ApiError, AuthError, InsufficientCredits
 from watcher.models import EventKind, OpsEvent, ops_event
-from watcher.poller import Capabilities, Freshness, Poller, PollOutcome
+from watcher.planner import Freshness, Outcome
+from watcher.poller import Capabilities, Poller, PollOutcome
 from watcher.schedule import FRESHNESS_TTL
 from watcher.store import PollRecord, Routes, Store
 from watcher.trendtrack.client import TrendTrackClient
@@ -113,13 +114,13 @@ class Runner:
     async def poll(self, watch: Watch, *, dry_run: bool = False) -> PollOutcome:
         """Poll one watch with every guard around it; never raises ApiError."""
         if self.pause is not None:
-            return _log_poll(PollOutcome(watch.name, "paused"))
+            return _log_poll(PollOutcome(watch.name, Outcome.PAUSED))
         if not dry_run and await self._shed(watch):
-            return _log_poll(PollOutcome(watch.name, "shed"))
+            return _log_poll(PollOutcome(watch.name, Outcome.SHED))
         try:
             fresh = await self.freshness()
         except ApiError as exc:
-            outcome = PollOutcome(watch.name, "failed", error=exc)
+            outcome = PollOutcome(watch.name, Outcome.FAILED, error=exc)
             if not dry_run:  # stored, so consecutive failures count it
                 await self._record_failure(watch, exc)
         else:
@@ -130,13 +131,11 @@ class Runner:
         return _log_poll(outcome)
 
     async def _record_failure(self, watch: Watch, error: ApiError) -> None:
-        record = PollRecord(
+        record = PollRecord.failed(
             watch.name,
             self.clock(),
-            0,
-            "failed",
+            error,
             remaining=self.client.meter.balance,
-            error=str(error),
             fingerprint=watch.fingerprint,
         )
         await asyncio.to_thread(self.store.apply_poll, record, routes_for(self.settings, watch))
@@ -152,7 +151,7 @@ class Runner:
             self.pause = Pause("credits", self.clock())
             await self._open(EventKind.CREDITS_EXHAUSTED, API, balance=0, error=str(error))
             return
-        if outcome.outcome == "failed":
+        if outcome.outcome.failure:
             failures = await asyncio.to_thread(self.store.consecutive_failures, watch.name)
             self._failures[watch.name] = failures
             if failures >= self.settings.ops.failing_after:
@@ -163,7 +162,7 @@ class Runner:
                     error=str(error) if error else "unknown error",
                 )
             return
-        if outcome.outcome in {"ok", "baseline", "capped", "skipped"}:
+        if outcome.outcome.healthy:
             recovered_after = self._failures.pop(watch.name, None)
             await self._close(
                 EventKind.WATCH_FAILING,
@@ -266,12 +265,12 @@ class Runner:
 
 def _log_poll(outcome: PollOutcome) -> PollOutcome:
     """One log line per poll, whatever its outcome, with its figures as fields."""
-    level = logging.WARNING if outcome.outcome == "failed" else logging.INFO
+    level = logging.WARNING if outcome.outcome.failure else logging.INFO
     logger.log(
         level,
         "poll watch=%s outcome=%s items=%d events=%d credits=%d duration_ms=%d%s",
         outcome.watch,
-        outcome.outcome,
+        outcome.outcome.value,
         outcome.items,
         len(outcome.events),
         outcome.credits,
@@ -279,7 +278,7 @@ def _log_poll(outcome: PollOutcome) -> PollOutcome:
         f" error={outcome.error}" if outcome.error else "",
         extra={
             "watch": outcome.watch,
-            "outcome": outcome.outcome,
+            "outcome": outcome.outcome.value,
             "items": outcome.items,
             "events": len(outcome.events),
             "credits": outcome.credits,

@@ -27,6 +27,7 @@ from sqlmodel import Session, col, create_engine, select
 from watcher.detect import Detection, Seen, WatchState
 from watcher.errors import StoreError
 from watcher.models import Event, EventKind, item_to_json
+from watcher.planner.steps import Outcome, Resume
 from watcher.store.tables import (
     CreditRow,
     DeliveryRow,
@@ -43,7 +44,6 @@ from watcher.store.values import (
     DueDelivery,
     EventView,
     PollRecord,
-    Resume,
     Routes,
     WatchInfo,
     event_from_row,
@@ -277,9 +277,10 @@ class Store:
             row = s.get(WatchRow, record.watch) or WatchRow(name=record.watch)
             row.fingerprint = record.fingerprint or row.fingerprint
             row.last_poll_at = record.started_at
-            row.last_outcome = record.outcome
+            outcome = Outcome(record.outcome)
+            row.last_outcome = outcome.value
             row.removed_at = None
-            failed = record.detection is None and record.outcome not in {"skipped", "paused"}
+            failed = outcome.failure
             row.consecutive_failures = row.consecutive_failures + 1 if failed else 0
             row.last_error = record.error if failed else None
             detection = record.detection
@@ -299,7 +300,7 @@ class Store:
                 watch=record.watch,
                 started_at=record.started_at,
                 duration_ms=record.duration_ms,
-                outcome=record.outcome,
+                outcome=outcome.value,
                 items=len(detection.touched) if detection else 0,
                 events=len(detection.events) if detection else 0,
                 credits=record.credits,
@@ -461,6 +462,7 @@ class Store:
                     url_index=d.url_index,
                     attempts=d.attempts,
                     event=event_from_row(e),
+                    next_attempt_at=d.next_attempt_at,
                 )
                 for d, e in rows
             ]

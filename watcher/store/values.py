@@ -11,28 +11,11 @@ from datetime import datetime
 
 from watcher.detect import Detection, Seen
 from watcher.models import Event, EventKind, ItemStatus, ItemType, item_from_json
+from watcher.planner.steps import Outcome, Resume
 from watcher.store.tables import EventRow, ItemRow
 
 Routes = Mapping[EventKind, Sequence[tuple[str, int]]]
 """For each event kind, the (notifier name, number of URLs) its deliveries go to."""
-
-
-@dataclass(frozen=True, slots=True)
-class Resume:
-    """Where an unfinished (capped) change feed goes on at the next poll.
-
-    ``page``: the next page of the ascending ``updatedAfter`` feed. ``offset`` and
-    ``mark``: the next row of the descending fallback scan, and the ``updatedAt`` of the
-    row it started from, which becomes the watermark once the scan completes.
-    """
-
-    page: int | None = None
-    offset: int | None = None
-    mark: datetime | None = None
-
-    @property
-    def pending(self) -> bool:
-        return self.page is not None or self.offset is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,13 +25,37 @@ class PollRecord:
     watch: str
     started_at: datetime
     duration_ms: int
-    outcome: str
+    outcome: Outcome
     credits: int = 0
     remaining: int | None = None
     error: str | None = None
     fingerprint: str = ""
     detection: Detection | None = None
     resume: Resume = field(default_factory=Resume)
+
+    @classmethod
+    def failed(
+        cls,
+        watch: str,
+        started_at: datetime,
+        error: Exception,
+        *,
+        duration_ms: int = 0,
+        credits: int = 0,
+        remaining: int | None = None,
+        fingerprint: str = "",
+    ) -> PollRecord:
+        """A failed poll: nothing found, the error kept (it counts towards failing)."""
+        return cls(
+            watch,
+            started_at,
+            duration_ms,
+            Outcome.FAILED,
+            credits=credits,
+            remaining=remaining,
+            error=str(error),
+            fingerprint=fingerprint,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +77,7 @@ class DueDelivery:
     url_index: int
     attempts: int
     event: Event
+    next_attempt_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
