@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Generator
 from datetime import datetime
-from typing import TypeVar
+from typing import TypeAlias, TypeVar
 
 from watcher import plan
 from watcher.config import Watch
@@ -33,19 +33,26 @@ from watcher.planner.steps import (
     Request,
     Resume,
 )
-from watcher.trendtrack.client import Page
+from watcher.trendtrack.models import Page
 
 UPDATED_AFTER = "updatedAfter"
 
-Answer = Page | int | Item
-Steps = Generator[Request, Answer, Done]
-_T = TypeVar("_T", Page, int, Item)
+Answer: TypeAlias = "Page | int | Item"
+"""A ``Page`` for a ``Fetch``, a total for a ``Count``, an ``Item`` for a ``Lookup``."""
+Steps: TypeAlias = "Generator[Request, Answer, Done]"
+_T = TypeVar("_T", int, Item)
 
 
 def _expect(answer: Answer, kind: type[_T]) -> _T:
     """The answer, checked to be what the request asked for (a poller bug otherwise)."""
     if not isinstance(answer, kind) or (kind is int and isinstance(answer, bool)):
         raise TypeError(f"expected a {kind.__name__} answer, got {type(answer).__name__}")
+    return answer
+
+
+def _expect_page(answer: Answer) -> Page:
+    if isinstance(answer, int | Item):
+        raise TypeError(f"expected a page, got {type(answer).__name__}")
     return answer
 
 
@@ -125,7 +132,7 @@ class Planner:
         self, scope: plan.Scope, params: plan.Params | None = None
     ) -> Generator[Request, Answer, Page]:
         answer = yield Fetch(params if params is not None else scope.params, scope.shop_id)
-        return self._page(_expect(answer, Page))
+        return self._page(_expect_page(answer))
 
     def _count(self, scope: plan.Scope, params: plan.Params) -> Generator[Request, Answer, int]:
         answer = yield Count(params, scope.shop_id)
