@@ -21,6 +21,59 @@ class ItemStatus(StrEnum):
     INACTIVE = "inactive"
 
 
+# The API's request vocabulary, the one set used by the config schema, the client and
+# the planner (the simulator keeps its own copy on purpose: it is an independent fake).
+
+
+class SearchArea(StrEnum):
+    ALL = "all"
+    CAPTION = "caption"
+    PROFILE = "profile"
+    HASHTAG = "hashtag"
+    MUSIC = "music"
+
+
+class TypeFilter(StrEnum):
+    AD = "ad"
+    ORGANIC = "organic"
+    ALL = "all"
+
+
+class StatusFilter(StrEnum):
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+    ALL = "all"
+
+
+class SortBy(StrEnum):
+    RELEVANCE = "relevance"
+    NEWEST = "newest"
+    UPDATED_AT = "updatedAt"
+    VIEWS = "views"
+    LIKES = "likes"
+    COMMENTS = "comments"
+    SHARES = "shares"
+    SAVES = "saves"
+    ENGAGEMENT_RATE = "engagementRate"
+    DAYS_RUNNING = "daysRunning"
+    FOLLOWERS = "followers"
+
+
+class Order(StrEnum):
+    ASC = "asc"
+    DESC = "desc"
+
+
+class KeywordMode(StrEnum):
+    ANY = "any"
+    ALL = "all"
+
+
+class Pinned(StrEnum):
+    YES = "yes"
+    NO = "no"
+
+
 class EventKind(StrEnum):
     """Every event watcher records; the ops kinds go to ``ops_notify`` only."""
 

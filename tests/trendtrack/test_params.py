@@ -128,7 +128,7 @@ BAD_LIST: list[tuple[dict[str, Any], str]] = [
     ({"limit": True}, "limit must be an integer"),
     ({"page": 0}, "page must be >= 1"),
     ({"search_area": "title"}, "searchArea must be one of all, caption"),
-    ({"type": "ads"}, "type must be one of all, ad, organic"),
+    ({"type": "ads"}, "type must be one of ad, organic, all"),
     ({"status": "paused"}, "status must be one of"),
     ({"sort_by": "popular"}, "sortBy must be one of relevance"),
     ({"order": "up"}, "order must be one of asc, desc"),

@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
 from typing import TypeVar
@@ -27,10 +28,7 @@ from watcher.config.checks import Report, cross_check
 from watcher.config.schema import (
     ConfigModel,
     FirstRun,
-    KeywordMode,
     Priority,
-    SearchArea,
-    StatusFilter,
     WatchModel,
     WatchOptions,
     WatchType,
@@ -56,7 +54,7 @@ from watcher.config.values import (
 )
 from watcher.config.yaml_source import KeyPath, LoadedYaml, hide_expanded, load_yaml
 from watcher.errors import ConfigError, ConfigProblem
-from watcher.models import EventKind
+from watcher.models import EventKind, KeywordMode, SearchArea, StatusFilter
 from watcher.schedule import Schedule
 
 __all__ = [
@@ -269,7 +267,7 @@ def _message(error: ErrorDetails, path: KeyPath, loaded: LoadedYaml) -> str:
         return f"{where + ': ' if where else ''}missing required key {error['loc'][-1]!r}"
     message = error["msg"].removeprefix("Value error, ")
     message = message.replace("Input should be", "should be")
-    if kind == "literal_error":
+    if kind in ("literal_error", "enum"):
         message += f", not {error['input']!r}"
     where = _where(path, loaded)
     return f"{where}: {message}" if where else message
@@ -350,12 +348,12 @@ def _watch(w: WatchModel, d: WatchOptions, path: KeyPath, report: Report) -> Wat
         name=w.name,
         target=_target(w, path, report),
         schedule=schedule,
-        type=pick(w.type, d.type, "all"),
-        status=pick(w.status, d.status, "all"),
+        type=pick(w.type, d.type, WatchType.ALL),
+        status=pick(w.status, d.status, StatusFilter.ALL),
         min_views=w.min_views if w.min_views is not None else d.min_views,
         language=w.language if w.language is not None else d.language,
         events=frozenset(EventKind(e) for e in pick(w.events, d.events, tuple(DEFAULT_EVENTS))),
-        on_first_run=pick(w.on_first_run, d.on_first_run, "silent"),
+        on_first_run=pick(w.on_first_run, d.on_first_run, FirstRun.SILENT),
         notify=pick(w.notify, d.notify, ()),
         enabled=pick(w.enabled, d.enabled, True),
         priority=pick(w.priority, d.priority, "normal"),
@@ -390,6 +388,9 @@ def _target(w: WatchModel, path: KeyPath, report: Report) -> Target:
             report((*path, "handle"), "is empty")
         return Target("handle", (handle,))
     if w.search is not None:
-        return Target("search", w.search, w.search_area or "all", w.keyword_mode or "any")
-    body = w.query.model_dump(by_alias=True, exclude_none=True) if w.query else {}
+        return Target(
+            "search", w.search, w.search_area or SearchArea.ALL, w.keyword_mode or KeywordMode.ANY
+        )
+    raw = w.query.model_dump(by_alias=True, exclude_none=True) if w.query else {}
+    body = {k: str(v) if isinstance(v, StrEnum) else v for k, v in raw.items()}
     return Target("query", query=MappingProxyType(body))

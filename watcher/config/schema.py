@@ -24,28 +24,25 @@ from pydantic import (
     SecretStr,
 )
 
-from watcher.models import ITEM_KINDS, EventKind
+from watcher.detect import FirstRun as DetectFirstRun
+from watcher.models import (
+    ITEM_KINDS,
+    EventKind,
+    KeywordMode,
+    Order,
+    Pinned,
+    SearchArea,
+    SortBy,
+    StatusFilter,
+    TypeFilter,
+)
 from watcher.schedule import parse_cron, parse_duration
 
-WatchType = Literal["ad", "organic", "all"]
-StatusFilter = Literal["active", "inactive", "all"]
-FirstRun = Literal["silent", "summary", "notify_all"]
+# The watch vocabulary is the domain's (watcher.models, detect.FirstRun): one set of enums
+# for the schema, the planner and the client. The aliases keep the config's own names.
+WatchType = TypeFilter
+FirstRun = DetectFirstRun
 Priority = Literal["high", "normal", "low"]
-SearchArea = Literal["all", "caption", "profile", "hashtag", "music"]
-KeywordMode = Literal["any", "all"]
-SortBy = Literal[
-    "relevance",
-    "newest",
-    "updatedAt",
-    "views",
-    "likes",
-    "comments",
-    "shares",
-    "saves",
-    "engagementRate",
-    "daysRunning",
-    "followers",
-]
 
 DEFAULT_BASE_URL = "https://api.trendtrack.io"
 DEFAULT_DATABASE = "sqlite:///watcher.db"
@@ -224,12 +221,12 @@ class QueryBody(_Model):
 
     search: Keywords | None = None
     keyword_mode: KeywordMode | None = Field(None, alias="keywordMode")
-    pinned: Literal["yes", "no"] | None = None
+    pinned: Pinned | None = None
     search_area: SearchArea | None = Field(None, alias="searchArea")
     type: WatchType | None = None
     status: StatusFilter | None = None
     sort_by: SortBy | None = Field(None, alias="sortBy")
-    order: Literal["asc", "desc"] | None = None
+    order: Order | None = None
     page: Positive | None = None
     limit: Annotated[int, Field(ge=1, le=50)] | None = None
     updated_after: IsoDateTime | None = Field(None, alias="updatedAfter")

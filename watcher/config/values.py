@@ -20,13 +20,10 @@ from pydantic import SecretStr
 
 from watcher.config.schema import (
     FirstRun,
-    KeywordMode,
     Priority,
-    SearchArea,
-    StatusFilter,
     WatchType,
 )
-from watcher.models import EventKind
+from watcher.models import EventKind, KeywordMode, SearchArea, StatusFilter
 from watcher.schedule import Schedule
 
 TargetKind = Literal["shop", "hashtag", "handle", "search", "query"]
@@ -104,8 +101,8 @@ class Target:
 
     kind: TargetKind
     values: tuple[str, ...] = ()
-    search_area: SearchArea = "all"
-    keyword_mode: KeywordMode = "any"
+    search_area: SearchArea = SearchArea.ALL
+    keyword_mode: KeywordMode = KeywordMode.ANY
     query: Mapping[str, object] | None = None
 
     @property
@@ -134,12 +131,12 @@ class Watch:
     name: str
     target: Target
     schedule: Schedule
-    type: WatchType = "all"
-    status: StatusFilter = "all"
+    type: WatchType = WatchType.ALL
+    status: StatusFilter = StatusFilter.ALL
     min_views: int | None = None
     language: str | None = None
     events: frozenset[EventKind] = DEFAULT_EVENTS
-    on_first_run: FirstRun = "silent"
+    on_first_run: FirstRun = FirstRun.SILENT
     notify: tuple[str, ...] = ()
     enabled: bool = True
     priority: Priority = "normal"

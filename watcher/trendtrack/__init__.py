@@ -7,6 +7,7 @@ loading the HTTP stack; import the client from its module.
 
 from __future__ import annotations
 
+from watcher.models import KeywordMode, Order, Pinned, SearchArea, SortBy, StatusFilter, TypeFilter
 from watcher.trendtrack.models import (
     ApiItem,
     Freshness,
@@ -16,17 +17,7 @@ from watcher.trendtrack.models import (
     parse_items,
     to_item,
 )
-from watcher.trendtrack.params import (
-    KeywordMode,
-    ListParams,
-    Order,
-    Pinned,
-    QueryBody,
-    SearchArea,
-    SortBy,
-    StatusFilter,
-    TypeFilter,
-)
+from watcher.trendtrack.params import ListParams, QueryBody
 
 __all__ = [
     "ApiItem",

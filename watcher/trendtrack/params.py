@@ -19,57 +19,9 @@ from types import MappingProxyType
 from typing import TypeVar
 
 from watcher.errors import ParameterError
+from watcher.models import KeywordMode, Order, Pinned, SearchArea, SortBy, StatusFilter, TypeFilter
 
 MAX_LIMIT = 50
-
-
-class SearchArea(StrEnum):
-    ALL = "all"
-    CAPTION = "caption"
-    PROFILE = "profile"
-    HASHTAG = "hashtag"
-    MUSIC = "music"
-
-
-class TypeFilter(StrEnum):
-    ALL = "all"
-    AD = "ad"
-    ORGANIC = "organic"
-
-
-class StatusFilter(StrEnum):
-    ALL = "all"
-    ACTIVE = "active"
-    INACTIVE = "inactive"
-
-
-class SortBy(StrEnum):
-    RELEVANCE = "relevance"
-    NEWEST = "newest"
-    UPDATED_AT = "updatedAt"
-    VIEWS = "views"
-    LIKES = "likes"
-    COMMENTS = "comments"
-    SHARES = "shares"
-    SAVES = "saves"
-    ENGAGEMENT_RATE = "engagementRate"
-    DAYS_RUNNING = "daysRunning"
-    FOLLOWERS = "followers"
-
-
-class Order(StrEnum):
-    ASC = "asc"
-    DESC = "desc"
-
-
-class KeywordMode(StrEnum):
-    ANY = "any"
-    ALL = "all"
-
-
-class Pinned(StrEnum):
-    YES = "yes"
-    NO = "no"
 
 
 LIST_KEYS: Mapping[str, str] = MappingProxyType(
