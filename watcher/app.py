@@ -112,7 +112,7 @@ async def poll_once(
         outcomes = await asyncio.gather(*(runner.poll(w, dry_run=dry_run) for w in watches))
     if dry_run:
         return OnceResult(tuple(outcomes))
-    report = await Outbox(settings, store).flush()
+    report = await Outbox(settings, store).flush(force=True)  # the user wants it sent now
     return OnceResult(tuple(outcomes), report)
 
 

@@ -18,6 +18,10 @@ How each event is found:
   library changes); see ``WatchState.exact``.
 - ``rank_jump``: an item of the tracked set whose rank improved by ``min_climb`` or more
   since it was last observed.
+- ``ad_milestone``: a remembered ad, active, whose run (from ``daysRunning``, else
+  ``publishedAt``, on the API's clock) reaches one of the watch's ``milestones`` days,
+  once per ad and milestone; milestones already passed when the ad was first met are not
+  announced. Memory only: no extra reads.
 
 Every event carries a deterministic key (watch, kind, item, the change) so re-running a
 poll after a crash records nothing twice.
@@ -31,6 +35,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from watcher.models import Event, EventKind, Item, ItemStatus, ItemType
+
+DAY = timedelta(days=1)
 
 
 class FirstRun(StrEnum):
@@ -52,6 +58,7 @@ class Rules:
     handle: str | None = None
     filter_window: timedelta = timedelta(days=7)
     min_climb: int = 20
+    milestones: tuple[int, ...] = (7, 14, 30)
 
     def in_scope(self, item: Item) -> bool:
         """Static filters: an item failing them is never part of the watch."""
@@ -88,6 +95,8 @@ class Seen:
     updated_at: datetime | None = None
     announced: bool = True
     follow_until: datetime | None = None
+    started_at: datetime | None = None
+    milestone: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +158,14 @@ def _created(item: Item) -> datetime | None:
     return item.created_at or item.indexed_at or item.published_at
 
 
+def _started(item: Item, at: datetime) -> datetime | None:
+    """When an ad started running, on the API's clock: ``daysRunning`` back from ``at``,
+    else its ``publishedAt``."""
+    if item.days_running is not None:
+        return at - item.days_running * DAY
+    return item.published_at
+
+
 def _later(value: datetime | None, than: datetime | None) -> bool:
     if value is None:
         return False
@@ -165,6 +182,7 @@ class _Detector:
         self.items: dict[str, Seen] = dict(state.items)
         self.events: list[Event] = []
         self.touched: set[str] = set()
+        self.read: dict[str, Item] = {}
         self.exact = state.exact and obs.exact
 
     def emit(self, kind: EventKind, item: Item, change: str, **figures: object) -> None:
@@ -188,7 +206,11 @@ class _Detector:
         poll reads, and ``replace`` is several times slower.
         """
         at = self.obs.at
-        base = seen or Seen(item_id=item.id, first_seen=at, last_seen=at)
+        started = _started(item, at)
+        if seen is None:  # milestones already passed when first met are not news
+            passed = [n for n in self.rules.milestones if started and at - started >= n * DAY]
+            seen = Seen(item_id=item.id, first_seen=at, last_seen=at, milestone=max(passed or [0]))
+        base = seen
         if announced is None:
             announced, follow_until = base.announced, base.follow_until
         elif announced:
@@ -206,8 +228,11 @@ class _Detector:
             updated_at=item.updated_at or base.updated_at,
             announced=announced,
             follow_until=follow_until,
+            started_at=base.started_at or started,
+            milestone=base.milestone,
         )
         self.items[item.id] = updated
+        self.read[item.id] = item
         self.touched.add(item.id)
         return updated
 
@@ -306,6 +331,47 @@ class _Detector:
         else:
             self.remember(item, seen)
 
+    def milestones(self) -> None:
+        """Announce each remembered active ad reaching a milestone (days running)."""
+        if EventKind.AD_MILESTONE not in self.rules.events or not self.rules.milestones:
+            return
+        at = self.obs.at
+        top = self.rules.milestones[-1]
+        for item_id, seen in list(self.items.items()):
+            if seen.milestone >= top or seen.started_at is None:
+                continue
+            if seen.type != ItemType.AD or seen.status != ItemStatus.ACTIVE:
+                continue
+            days = (at - seen.started_at) // DAY
+            reached = [n for n in self.rules.milestones if seen.milestone < n <= days]
+            if not reached:
+                continue
+            read = self.read.get(item_id)
+            item = (
+                replace(read, days_running=days)
+                if read
+                else Item(
+                    id=item_id,
+                    tiktok_id=seen.tiktok_id,
+                    type=seen.type,
+                    status=seen.status,
+                    views=seen.views,
+                    rank=seen.rank,
+                    days_running=days,
+                )
+            )
+            for n in reached:
+                self.emit(
+                    EventKind.AD_MILESTONE,
+                    item,
+                    f"{n}d",
+                    milestone=n,
+                    days_running=days,
+                    views=item.views if item.views is not None else seen.views,
+                )
+            self.items[item_id] = replace(seen, milestone=reached[-1])
+            self.touched.add(item_id)
+
     def rechecked(self, item: Item) -> None:
         seen = self.items.get(item.id)
         if seen is not None:
@@ -363,6 +429,7 @@ def detect(rules: Rules, state: WatchState, obs: Observation) -> Detection:
         if not seen.announced and seen.follow_until and obs.at > seen.follow_until:
             run.items[item_id] = replace(seen, announced=True, follow_until=None)
             run.touched.add(item_id)
+    run.milestones()
     new_state = replace(
         state,
         watermark=_max(state.watermark, obs.watermark),

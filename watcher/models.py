@@ -84,6 +84,7 @@ class EventKind(StrEnum):
     RANK_JUMP = "rank_jump"
     AD_STOPPED = "ad_stopped"
     AD_RESUMED = "ad_resumed"
+    AD_MILESTONE = "ad_milestone"
     BASELINE = "baseline"
     WATCH_FAILING = "watch_failing"
     WATCH_RECOVERED = "watch_recovered"
@@ -93,6 +94,7 @@ class EventKind(StrEnum):
     AUTH_REJECTED = "auth_rejected"
     CONFIG_REJECTED = "config_rejected"
     DELIVERY_FAILED = "delivery_failed"
+    SILENCE_ENDED = "silence_ended"
 
     @property
     def is_ops(self) -> bool:
@@ -108,10 +110,13 @@ ITEM_KINDS = frozenset(
         EventKind.RANK_JUMP,
         EventKind.AD_STOPPED,
         EventKind.AD_RESUMED,
+        EventKind.AD_MILESTONE,
         EventKind.BASELINE,
     }
 )
-OPS_KINDS = frozenset(set(EventKind) - ITEM_KINDS)
+NOTICE_KINDS = frozenset({EventKind.SILENCE_ENDED})
+"""Watcher's own notes to a watch's notifiers (a silence ended): neither items nor ops."""
+OPS_KINDS = frozenset(set(EventKind) - ITEM_KINDS - NOTICE_KINDS)
 
 
 @dataclass(frozen=True, slots=True)

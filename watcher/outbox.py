@@ -42,7 +42,9 @@ from datetime import UTC, datetime, timedelta
 from watcher import notify
 from watcher.channels import channel_for_url
 from watcher.config import Settings
+from watcher.delivery_rules import roundup_order
 from watcher.errors import TemplateError
+from watcher.gate import Gate, release_reason
 from watcher.models import Event, EventKind, ops_event
 from watcher.render import Message, Renderer
 from watcher.render_guard import GuardedRenderer
@@ -75,7 +77,10 @@ class FlushReport:
 
 
 def _group_key(row: DueDelivery) -> str:
-    """Rows sharing a key go out as one message: a watch's events from one poll."""
+    """Rows sharing a key go out as one message: a watch's events from one poll, or the
+    alerts a notifier held (quiet hours, digest), released together."""
+    if row.release is not None:
+        return f"release:{row.release}"
     if row.event.kind.is_ops or row.event.kind == EventKind.BASELINE or row.poll_id is None:
         return f"event:{row.event_id}"
     return f"poll:{row.poll_id}"
@@ -138,30 +143,42 @@ class Outbox:
         # their URL's other messages (a broken template fails its messages only).
         self._unrenderable: set[int] = set()
         self._due: set[int] = set()
+        self.gate = Gate(settings, store)
 
-    def messages_for(self, url: str, events: Sequence[Event]) -> list[Message]:
-        """The message(s) ``events`` (one event, or one watch's poll) make for ``url``."""
+    def messages_for(
+        self, url: str, events: Sequence[Event], release: str | None = None
+    ) -> list[Message]:
+        """The message(s) ``events`` (one event, one watch's poll, or a released roundup)
+        make for ``url``."""
         channel = channel_for_url(url)
+        if release is not None:
+            groups = roundup_order(list(events))
+            return self.renderer.render_roundup(groups, channel, release_reason(release))
         if len(events) == 1:
             return [self.renderer.render_event(events[0], channel)]
         return self.renderer.render_digest(events[0].watch, events, channel)
 
-    async def flush(self) -> FlushReport:
-        """Send everything due now; each URL independently and concurrently."""
+    async def flush(self, *, force: bool = False) -> FlushReport:
+        """Send everything due now; each URL independently and concurrently. ``force``
+        (``watcher once``) also tries URLs backing off after a failure, now."""
         async with self._lock:
             total = FlushReport()
             for _ in range(MAX_PASSES):
                 self._recorded = False
-                total += await self._pass()
+                total += await self._pass(force=force)
                 if not self._recorded:
                     break
             self.totals += total
             return total
 
-    async def _pass(self) -> FlushReport:
+    async def _pass(self, *, force: bool = False) -> FlushReport:
         now = self.clock()
+        await self.gate.prepare(now)
         waiting = await asyncio.to_thread(self.store.due_deliveries, _EVERYTHING)
-        due = {r.id for r in waiting if r.next_attempt_at is None or r.next_attempt_at <= now}
+        waiting = await self.gate.sift(waiting, now)
+        due = {
+            r.id for r in waiting if force or r.next_attempt_at is None or r.next_attempt_at <= now
+        }
         self._due = due
         by_url: dict[tuple[str, int], list[DueDelivery]] = {}
         for row in waiting:
@@ -189,7 +206,9 @@ class Outbox:
             if any(r.attempts and r.id not in self._due for r in batch):
                 continue  # an unrenderable batch waiting for its own retry
             try:
-                messages = await asyncio.to_thread(self.messages_for, url, [r.event for r in batch])
+                messages = await asyncio.to_thread(
+                    self.messages_for, url, [r.event for r in batch], batch[0].release
+                )
             except TemplateError as exc:  # fails this batch's rows only, never the others
                 logger.warning("%s[%d]: cannot render: %s", notifier, index, exc)
                 self._unrenderable.update(r.id for r in batch)

@@ -145,6 +145,7 @@ def rules_for(watch: Watch) -> Rules:
         handle=watch.target.value if watch.target.kind == "handle" else None,
         filter_window=watch.filter_window,
         min_climb=watch.rank_jump.min_climb,
+        milestones=watch.milestones,
     )
 
 

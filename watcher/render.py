@@ -62,7 +62,7 @@ DEFAULT_MAX_CHARS = 200_000
 DEFAULT_DIGEST_THRESHOLD = 10
 SUMMARY_TOP = 5
 # Names of templates that are not event kinds; ``baseline`` events use ``summary``.
-EXTRA_TEMPLATES = ("digest", "summary", "test")
+EXTRA_TEMPLATES = ("digest", "summary", "test", "roundup", "roundup_watch")
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +190,35 @@ class Renderer:
             "summary", watch, channel, entries, counts=counts, top=len(top), reason="digest"
         )
 
+    def render_roundup(
+        self, groups: Sequence[tuple[str, Sequence[Event]]], channel: Channel, reason: str
+    ) -> list[Message]:
+        """Held alerts of several watches as one digest (quiet hours over, a scheduled
+        digest): a heading per watch, its events in the order given, split when too long.
+        A watch with more than ``digest_threshold`` events shows its top ones in full and
+        one line for every other."""
+        entries: list[Markup] = []
+        counts: Counter[str] = Counter()
+        for watch, events in groups:
+            counts.update(str(e.kind) for e in events)
+            ctx = self._context(watch, channel, total=len(events))
+            entries.append(Markup(self._render("roundup_watch.body.j2", channel.format, ctx)))  # noqa: S704  # escaped by our environment
+            full = events
+            if len(events) > self.digest_threshold:
+                full = sorted(events, key=_significance, reverse=True)[:SUMMARY_TOP]
+            entries += [self._entry(e, channel, compact=e not in full) for e in events]
+        if not entries:
+            return []
+        return self._pack(
+            "roundup",
+            "watcher",
+            channel,
+            entries,
+            counts=counts,
+            reason=reason,
+            watches=len(groups),
+        )
+
     def validate(self, kinds: Iterable[EventKind | str] | None = None) -> list[str]:
         """Render every template ``kinds`` need (default: all) in every format; the errors."""
         wanted = list(EventKind) if kinds is None else [EventKind(k) for k in kinds]
@@ -202,9 +231,11 @@ class Renderer:
                 if items:
                     sample = [sample_event(k) for k in items]
                     self.render_digest("sample-watch", sample * 2, channel)
+                    self.render_roundup([("sample-watch", sample)], channel, "Digest")
                     saved, self.digest_threshold = self.digest_threshold, 1
                     try:
                         self.render_digest("sample-watch", sample * 2, channel)
+                        self.render_roundup([("sample-watch", sample * 2)], channel, "Digest")
                     finally:
                         self.digest_threshold = saved
                 self.render_test(channel)

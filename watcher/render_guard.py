@@ -130,6 +130,14 @@ class GuardedRenderer:
         messages = self._call("render_digest", (watch, list(events), channel), self.timeout)
         return [_one(m) for m in _many(messages)]
 
+    def render_roundup(
+        self, groups: Sequence[tuple[str, Sequence[Event]]], channel: Channel, reason: str
+    ) -> list[Message]:
+        """Held alerts of several watches as one digest (see ``Renderer.render_roundup``)."""
+        plain = [(watch, list(events)) for watch, events in groups]
+        messages = self._call("render_roundup", (plain, channel, reason), self.timeout)
+        return [_one(m) for m in _many(messages)]
+
     def render_test(self, channel: Channel, notifier: str = "notifier") -> Message:
         """The ``test-notify`` message."""
         return _one(self._call("render_test", (channel, notifier), self.timeout))

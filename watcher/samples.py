@@ -14,6 +14,14 @@ _SAMPLE_FIGURES: dict[str, dict[str, object]] = {
     "rank_jump": {"rank_before": 48, "rank_after": 7, "views": 2_310_000},
     "ad_stopped": {"days_running": 23},
     "ad_resumed": {"days_running": 30},
+    "ad_milestone": {"milestone": 14, "days_running": 14, "views": 1_234_567},
+    "silence_ended": {
+        "silence": 3,
+        "matchers": "watch=acme-shop kind=ad_stopped",
+        "reason": "spring sale: stops expected",
+        "held": [["acme-shop", "ad_stopped", 4], ["acme-shop", "new_ad", 1]],
+        "total": 5,
+    },
     "baseline": {"items": 137, "active_ads": 41, "pinned": 3},
     "watch_failing": {"failures": 3, "error": "TrendTrack API unavailable (HTTP 503)"},
     "watch_recovered": {"failures": 3},
@@ -62,7 +70,7 @@ def sample_event(kind: EventKind | str, *, item: Item | None = None, n: int = 0)
     """A realistic event of ``kind`` for watch ``acme-shop``."""
     kind = EventKind(kind)
     figures = dict(_SAMPLE_FIGURES.get(str(kind), {}))
-    if kind.is_ops or str(kind) == "baseline":
+    if kind.is_ops or kind in {EventKind.BASELINE, EventKind.SILENCE_ENDED}:
         subject = None
     else:
         subject = item or sample_item(n)
@@ -74,6 +82,6 @@ def sample_event(kind: EventKind | str, *, item: Item | None = None, n: int = 0)
             subject = replace(subject, pinned=True)
         elif kind == EventKind.RANK_JUMP:
             subject = replace(subject, rank=7)
-    watch = "ops" if kind.is_ops else "acme-shop"
+    watch = "ops" if kind.is_ops else "watcher" if kind == EventKind.SILENCE_ENDED else "acme-shop"
     tiktok_id = subject.tiktok_id if subject else "-"
     return Event(f"{watch}:{kind}:{tiktok_id}", kind, watch, _SAMPLE_AT, subject, figures)

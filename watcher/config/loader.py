@@ -14,7 +14,7 @@ import difflib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import time, timedelta
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
@@ -28,6 +28,7 @@ from watcher.config.checks import Report, cross_check
 from watcher.config.schema import (
     ConfigModel,
     FirstRun,
+    NotifierModel,
     Priority,
     WatchModel,
     WatchOptions,
@@ -38,6 +39,7 @@ from watcher.config.schema import (
 from watcher.config.values import (
     DEFAULT_EVENTS,
     DEFAULT_EVERY,
+    DEFAULT_MILESTONES,
     DEFAULT_RANK_JUMP,
     ApiSettings,
     BudgetSettings,
@@ -53,6 +55,7 @@ from watcher.config.values import (
     Watch,
 )
 from watcher.config.yaml_source import KeyPath, LoadedYaml, hide_expanded, load_yaml
+from watcher.delivery_rules import WEEKDAYS, QuietHours
 from watcher.errors import ConfigError, ConfigProblem
 from watcher.models import EventKind, KeywordMode, SearchArea, StatusFilter
 from watcher.schedule import Schedule
@@ -311,7 +314,7 @@ def _build(
         timezone=ZoneInfo(model.timezone),
         templates_dir=templates_dir,
         notifiers=MappingProxyType(
-            {name: Notifier(name, n.urls) for name, n in model.notifiers.items()}
+            {name: _notifier(name, n, report) for name, n in model.notifiers.items()}
         ),
         ops_notify=model.ops_notify,
         route=MappingProxyType({EventKind(k): v for k, v in model.route.items()}),
@@ -324,6 +327,27 @@ def _build(
         health=health,
         watches=watches,
     )
+
+
+def _notifier(name: str, model: NotifierModel, report: Report) -> Notifier:
+    """A notifier with its delivery control (quiet hours, digest schedule)."""
+    quiet = None
+    if model.quiet_hours is not None:
+        q = model.quiet_hours
+        days = frozenset(WEEKDAYS.index(d) for d in q.days) if q.days else frozenset(range(7))
+        start, end = time.fromisoformat(f"{q.from_:0>5}"), time.fromisoformat(f"{q.to:0>5}")
+        if start == end:
+            report(("notifiers", name, "quiet_hours"), "`from` and `to` are the same time")
+        else:
+            quiet = QuietHours(start, end, days)
+    digest = None
+    if model.digest is not None:
+        d = model.digest
+        if (d.every is None) == (d.cron is None):
+            report(("notifiers", name, "digest"), "give exactly one of `every` or `cron`")
+        else:
+            digest = Schedule(every=d.every, cron=d.cron)
+    return Notifier(name, model.urls, quiet, digest)
 
 
 _T = TypeVar("_T")
@@ -359,6 +383,7 @@ def _watch(w: WatchModel, d: WatchOptions, path: KeyPath, report: Report) -> Wat
         priority=pick(w.priority, d.priority, "normal"),
         max_credits_per_poll=pick(w.max_credits_per_poll, d.max_credits_per_poll, 200),
         filter_window=pick(w.filter_window, d.filter_window, timedelta(days=7)),
+        milestones=tuple(sorted(set(pick(w.milestones, d.milestones, DEFAULT_MILESTONES)))),
         rank_jump=RankJump(
             min_climb=pick(
                 own_jump.min_climb if own_jump else None,

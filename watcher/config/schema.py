@@ -24,6 +24,7 @@ from pydantic import (
     SecretStr,
 )
 
+from watcher.delivery_rules import WEEKDAYS
 from watcher.detect import FirstRun as DetectFirstRun
 from watcher.models import (
     ITEM_KINDS,
@@ -208,7 +209,40 @@ class RankJumpModel(_Model):
     track: Annotated[int, Field(ge=1, le=50)] | None = None
 
 
+def _clock(value: object) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d", value.strip()):
+        # pydantic turns ValueError (not TypeError) into a located validation error
+        raise ValueError(f"a time of day is written HH:MM (e.g. 22:00), not {value!r}")
+    return value.strip()
+
+
+def _weekday(value: object) -> str:
+    day = str(value).strip().lower()[:3]
+    if day not in WEEKDAYS:
+        raise ValueError(f"a day is one of {', '.join(WEEKDAYS)}, not {value!r}")
+    return day
+
+
+ClockTime = Annotated[str, BeforeValidator(_clock)]
+Weekday = Annotated[str, BeforeValidator(_weekday)]
+
+
+class QuietHoursModel(_Model):
+    from_: ClockTime = Field(alias="from")
+    to: ClockTime
+    days: (
+        Annotated[tuple[Weekday, ...], BeforeValidator(_one_or_many), Field(min_length=1)] | None
+    ) = None
+
+
+class DigestModel(_Model):
+    every: Duration | None = None
+    cron: Cron | None = None
+
+
 class NotifierModel(_Model):
+    quiet_hours: QuietHoursModel | None = None
+    digest: DigestModel | None = None
     urls: Annotated[
         tuple[Annotated[SecretStr, AfterValidator(_url)], ...],
         BeforeValidator(_one_or_many),
@@ -257,6 +291,9 @@ class WatchOptions(_Model):
     max_credits_per_poll: Positive | None = None
     filter_window: Duration | None = None
     rank_jump: RankJumpModel | None = None
+    milestones: (
+        Annotated[tuple[Annotated[int, Field(ge=1, le=3650)], ...], Field(min_length=1)] | None
+    ) = None
     enabled: bool | None = None
 
 
@@ -302,6 +339,8 @@ def known_keys() -> frozenset[str]:
         HealthModel,
         RankJumpModel,
         NotifierModel,
+        QuietHoursModel,
+        DigestModel,
         QueryBody,
         WatchModel,
     )

@@ -23,6 +23,7 @@ from watcher.config.schema import (
     Priority,
     WatchType,
 )
+from watcher.delivery_rules import QuietHours
 from watcher.models import EventKind, KeywordMode, SearchArea, StatusFilter
 from watcher.schedule import Schedule
 
@@ -38,6 +39,7 @@ DEFAULT_EVENTS = frozenset(
     }
 )
 DEFAULT_EVERY = timedelta(hours=1)
+DEFAULT_MILESTONES = (7, 14, 30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +88,13 @@ class Notifier:
 
     name: str
     urls: tuple[SecretStr, ...]
+    quiet_hours: QuietHours | None = None
+    digest: Schedule | None = None
+
+    @property
+    def controlled(self) -> bool:
+        """Whether its alerts may be held (quiet hours or a digest schedule)."""
+        return self.quiet_hours is not None or self.digest is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +152,7 @@ class Watch:
     max_credits_per_poll: int = 200
     filter_window: timedelta = timedelta(days=7)
     rank_jump: RankJump = field(default_factory=RankJump)
+    milestones: tuple[int, ...] = DEFAULT_MILESTONES
 
     def describe_target(self) -> str:
         """``shop 3f8aa146…``, ``#creatine``, ``@rivalbrand``, ``search "a", "b"``."""
@@ -183,6 +193,8 @@ class Watch:
             "filter_window": self.filter_window.total_seconds(),
             "rank_jump": [self.rank_jump.min_climb, self.rank_jump.track],
         }
+        if EventKind.AD_MILESTONE in self.events:  # the fingerprint of older watches holds
+            effective["milestones"] = list(self.milestones)
         canonical = json.dumps(effective, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

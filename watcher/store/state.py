@@ -64,7 +64,7 @@ __all__ = [
     "WatchInfo",
 ]
 
-SCHEMA_HEAD = "0002"
+SCHEMA_HEAD = "0003_delivery_control"
 _IN_CHUNK = 500
 """Keys per ``IN (...)`` lookup, well under SQLite's bound-parameter limit."""
 """The latest migration's revision; ``tests/test_store.py`` checks it against alembic."""
@@ -142,6 +142,8 @@ def _sqlite_item_rows(watch: str, seen: Iterable[Seen]) -> list[tuple[object, ..
             text(s.last_seen),
             s.announced,
             text(s.follow_until),
+            text(s.started_at),
+            s.milestone,
         )
         for s in seen
     ]
@@ -463,6 +465,7 @@ class Store:
                     attempts=d.attempts,
                     event=event_from_row(e),
                     next_attempt_at=d.next_attempt_at,
+                    release=d.release,
                 )
                 for d, e in rows
             ]

@@ -78,6 +78,8 @@ class ItemRow(SQLModel, table=True):
     last_seen: datetime = _ts(nullable=False)  # type: ignore[assignment]
     announced: bool = True
     follow_until: datetime | None = _ts()  # type: ignore[assignment]
+    started_at: datetime | None = _ts()  # type: ignore[assignment]
+    milestone: int = 0
 
 
 class PollRow(SQLModel, table=True):
@@ -133,6 +135,8 @@ class DeliveryRow(SQLModel, table=True):
     next_attempt_at: datetime = _ts(nullable=False)  # type: ignore[assignment]
     last_error: str | None = None
     sent_at: datetime | None = _ts()  # type: ignore[assignment]
+    silence_id: int | None = None
+    release: str | None = None
 
 
 class CreditRow(SQLModel, table=True):
@@ -164,3 +168,31 @@ class MetaRow(SQLModel, table=True):
 
     key: str = Field(primary_key=True)
     value: str
+
+
+class SilenceRow(SQLModel, table=True):
+    """A silence (``watcher silence add``): matchers, when it ends, whether it said so."""
+
+    __tablename__ = "silence"
+
+    id: int | None = Field(default=None, primary_key=True)
+    watch: str | None = None
+    handle: str | None = None
+    shop: str | None = None
+    item: str | None = None
+    kinds: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    reason: str | None = None
+    created_at: datetime = _ts(nullable=False)  # type: ignore[assignment]
+    ends_at: datetime = _ts(nullable=False, index=True)  # type: ignore[assignment]
+    expired_at: datetime | None = _ts()  # type: ignore[assignment]
+    summarized_at: datetime | None = _ts()  # type: ignore[assignment]
+
+
+class DigestMarkRow(SQLModel, table=True):
+    """A digest notifier's schedule: the last fire time digested, under which schedule."""
+
+    __tablename__ = "digest_mark"
+
+    notifier: str = Field(primary_key=True)
+    schedule: str
+    last_at: datetime = _ts(nullable=False)  # type: ignore[assignment]

@@ -78,6 +78,8 @@ class DueDelivery:
     attempts: int
     event: Event
     next_attempt_at: datetime | None = None
+    release: str | None = None
+    """Set when the row goes out in a roundup of held alerts (one message per key)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +140,8 @@ def seen_from_row(row: ItemRow) -> Seen:
         updated_at=row.updated_at,
         announced=row.announced,
         follow_until=row.follow_until,
+        started_at=row.started_at,
+        milestone=row.milestone,
     )
 
 
@@ -156,4 +160,6 @@ def seen_values(watch: str, seen: Seen) -> dict[str, object]:
         "last_seen": seen.last_seen,
         "announced": seen.announced,
         "follow_until": seen.follow_until,
+        "started_at": seen.started_at,
+        "milestone": seen.milestone,
     }
