@@ -77,14 +77,9 @@ class QuietHours:
 
 
 def _wall(day: date, clock: time, tz: ZoneInfo) -> datetime:
-    """``clock`` on ``day`` in ``tz`` as UTC; a wall time skipped by DST maps forward."""
-    naive = datetime.combine(day, clock)
-    local = naive.replace(tzinfo=tz)
-    # A time in a DST gap does not round-trip: take the first instant after the gap.
-    back = local.astimezone(UTC).astimezone(tz).replace(tzinfo=None)
-    if back != naive:
-        local = naive.replace(tzinfo=tz, fold=1)
-    return local.astimezone(UTC)
+    """``clock`` on ``day`` in ``tz`` as UTC. A wall time skipped by DST maps forward
+    (zoneinfo's fold=0 takes the offset from before the gap); a repeated one is the first."""
+    return datetime.combine(day, clock).replace(tzinfo=tz).astimezone(UTC)
 
 
 def next_fire(schedule: Schedule, after: datetime, tz: ZoneInfo) -> datetime:

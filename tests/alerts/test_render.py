@@ -267,6 +267,8 @@ def test_shipped_templates_validate(renderer: Renderer) -> None:
         ("new_ad.telegram", EventKind.NEW_AD, TELEGRAM),
         ("ad_stopped.text", EventKind.AD_STOPPED, TEXT),
         ("credits_low.email", EventKind.CREDITS_LOW, EMAIL),
+        ("ad_milestone.slack", EventKind.AD_MILESTONE, SLACK),
+        ("silence_ended.telegram", EventKind.SILENCE_ENDED, TELEGRAM),
     ],
 )
 def test_golden(renderer: Renderer, name: str, kind: EventKind, channel: Channel) -> None:
