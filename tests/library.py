@@ -47,6 +47,8 @@ class Library:
     credits_header: int | None = None
     """When set, every page claims to have cost this (a lying ``X-Credits-Used``)."""
     total_override: int | None = None
+    as_listed: bool = False
+    """Serve ``items`` in their own order, whatever the sort (a server that misorders)."""
     requests: list[str] = field(default_factory=list)
     served: int = 0
     """Rows returned, whatever the header said: the credits actually billed."""
@@ -74,6 +76,8 @@ class Library:
 
     def _sorted(self, request: Fetch, rows: list[Item]) -> list[Item]:
         p = request.params
+        if self.as_listed:
+            return rows
         sort = str(p.sort_by or "newest")
         key_of = {
             "updatedAt": lambda i: (i.updated_at, i.id),

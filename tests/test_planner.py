@@ -8,7 +8,7 @@ poll goes on, and what it learned of ``updatedAfter``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -312,6 +312,50 @@ CASES = [
         after=Resume(page=2),
     ),
 ]
+
+
+FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+def test_a_row_from_the_future_never_moves_the_watermark() -> None:
+    """Issue 15.9: a row stamped past the API's clock is read, but the watermark stays sane."""
+    hostile = row(7, 7, updated_at=FUTURE)
+    state = _state(Case("", (), Outcome.OK, 0))
+    for known, api in ((True, True), (False, False)):
+        library = Library((*rows(1, 2, 6), hostile), updated_after=api)
+        planner = Planner(watch_of(""), state, Resume(), FRESH, updated_after=known, now=NOW)
+        done = run(planner, library)
+        assert done.detection.state.watermark == day(6)
+    baseline = Planner(watch_of(""), WatchState(), Resume(), FRESH, updated_after=True, now=NOW)
+    done = run(baseline, Library((*rows(1, 2), hostile)))
+    assert done.detection.state.watermark in {None, FRESH.at}
+
+
+def test_the_cap_counts_rows_returned_not_the_credits_header() -> None:
+    """Issue 15.11: full pages claiming 0 credits still stop at max_credits_per_poll."""
+    library = Library(rows(*range(1, 60)), credits_header=0, total_override=10**9)
+    state = _state(Case("", (), Outcome.OK, 0, watermark=0))
+    watch = watch_of("max_credits_per_poll: 10")
+    planner = Planner(watch, state, Resume(), FRESH, updated_after=True, now=NOW)
+    done = run(planner, library, max_requests=50)
+    assert (done.outcome, planner.credits, library.served) == (Outcome.CAPPED, 10, 10)
+
+
+@pytest.mark.parametrize("order", ["pinned first", "unpinned first"])
+def test_duplicate_ids_in_one_page_are_one_row(order: str) -> None:
+    """Issue 15.12: an id listed twice with conflicting states gives one state, one event,
+    the same whichever comes first: the latest updatedAt wins."""
+    item = row(3, 3)
+    older = replace(item, pinned=True, updated_at=day(6), last_pinned_at=day(6))
+    newer = replace(item, pinned=False, updated_at=day(7), last_unpinned_at=day(7))
+    pair = (older, newer) if order == "pinned first" else (newer, older)
+    state = _state(Case("", (), Outcome.OK, 0, remembered=(seen(replace(item, pinned=True)),)))
+    planner = Planner(
+        watch_of("events: [pinned, unpinned]"), state, Resume(), FRESH, updated_after=True, now=NOW
+    )
+    done = run(planner, Library(pair, as_listed=True))
+    assert [e.kind for e in done.detection.events] == [EventKind.UNPINNED]
+    assert done.detection.state.items[item.id].pinned is False
 
 
 def _state(case: Case) -> WatchState:

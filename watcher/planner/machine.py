@@ -50,6 +50,26 @@ def _expect(answer: Answer, kind: type[_T]) -> _T:
     return answer
 
 
+def _one_per_id(rows: list[Item]) -> list[Item]:
+    """One row per item id, in first-seen order: a page listing an id twice with
+    conflicting states keeps its latest ``updatedAt`` (the first of equals), so one poll
+    never reports an item pinned and unpinned at once."""
+    chosen: dict[str, Item] = {}
+    for item in rows:
+        kept = chosen.get(item.id)
+        if kept is None or _newer(item, kept):
+            chosen[item.id] = item
+    if len(chosen) == len(rows):
+        return rows
+    return [chosen[i] for i in dict.fromkeys(item.id for item in rows)]
+
+
+def _newer(item: Item, than: Item) -> bool:
+    if item.updated_at is None:
+        return False
+    return than.updated_at is None or item.updated_at > than.updated_at
+
+
 def _expect_page(answer: Answer) -> Page:
     if isinstance(answer, int | Item):
         raise TypeError(f"expected a page, got {type(answer).__name__}")
@@ -124,9 +144,16 @@ class Planner:
             return done
 
     def _page(self, page: Page) -> Page:
-        used = page.credits_used
-        self.credits += used if used is not None else len(page.items) + page.skipped
+        # Rows returned, not the X-Credits-Used header: a server claiming 0 credits for
+        # full pages must still meet max_credits_per_poll (the API bills per row anyway).
+        self.credits += len(page.items) + page.skipped
         return page
+
+    def _stamp(self, item: Item) -> datetime | None:
+        """``updatedAt`` if it is not past the API's own clock: a row from the future
+        (``9999-…``) must never move a watermark, or nothing would be seen again."""
+        stamp = item.updated_at
+        return stamp if stamp is not None and stamp <= self.fresh.at else None
 
     def _fetch(
         self, scope: plan.Scope, params: plan.Params | None = None
@@ -139,6 +166,10 @@ class Planner:
         return _expect(answer, int)
 
     def _observation(self, **fields: object) -> Observation:
+        for name in ("changed", "rechecked", "tracked"):
+            rows = fields.get(name)
+            if isinstance(rows, list):
+                fields[name] = _one_per_id(rows)
         return Observation(
             at=self.fresh.at,
             refresh=self.fresh.refresh,
@@ -191,7 +222,7 @@ class Planner:
                 if not read_all or not result.has_more or self.credits + limit > cap:
                     break
                 newest = newest.with_page((newest.page or 1) + 1, limit)
-            watermark = max((i.updated_at for i in rows if i.updated_at), default=None)
+            watermark = max((s for s in map(self._stamp, rows) if s), default=None)
         else:
             # A rank-only watch has no feed: a feed row would cost a credit and leave a
             # rank from outside the tracked set, compared when the item joins it later.
@@ -276,7 +307,7 @@ class Planner:
                 break
             page += 1
             params = params.with_page(page, limit)
-        stamps = [i.updated_at for i in changed if i.updated_at is not None]
+        stamps = [s for s in map(self._stamp, changed) if s is not None]
         marks = [*stamps, *([state.watermark] if state.watermark else [])]
         return max(marks, default=None), Resume()
 
@@ -302,8 +333,8 @@ class Planner:
             if offset and budget < 1:
                 return floor, Resume(offset=offset, mark=mark)
             result = yield from self._fetch(scope, base.with_page(page, limit))
-            if offset == 0 and result.items:
-                mark = result.items[0].updated_at
+            if mark is None:  # the scan's first sane row (rows sort newest change first)
+                mark = next((s for s in map(self._stamp, result.items) if s), None)
             for item in result.items:
                 if floor is not None and item.updated_at is not None and item.updated_at <= floor:
                     done = True
