@@ -6,7 +6,6 @@ The CLI parses arguments and calls in here; tests call the same functions.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,6 @@ from watcher.triggers import never_fires
 
 def settings_from(path: Path, env: Mapping[str, str] | None = None) -> Settings:
     """Load the config and register its secrets with the log redactor."""
-    env = dict(os.environ) if env is None else env
     settings = load_settings(path, env, ExternalChecks(url_problem, never_fires))
     register_settings_secrets(settings)
     return settings

@@ -6,7 +6,6 @@ Exit codes: 0 ok, 1 a problem the user must fix, 2 usage error (click's own).
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -17,10 +16,6 @@ from watcher import __version__
 from watcher.errors import WatcherError
 
 CONFIG_HELP = "Path to watches.yaml (default: $WATCHER_CONFIG, else ./watches.yaml)."
-
-
-def _config_path(value: str | None) -> Path:
-    return Path(value or os.environ.get("WATCHER_CONFIG") or "watches.yaml")
 
 
 def _fail(message: str) -> NoReturn:
@@ -40,7 +35,16 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="watcher")
-@click.option("-c", "--config", "config", metavar="PATH", help=CONFIG_HELP)
+@click.option(
+    "-c",
+    "--config",
+    "config",
+    metavar="PATH",
+    envvar="WATCHER_CONFIG",
+    default="watches.yaml",
+    show_default=False,
+    help=CONFIG_HELP,
+)
 @click.option(
     "--log-format",
     type=click.Choice(["text", "json"]),
@@ -50,10 +54,10 @@ class _Group(click.Group):
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
 @click.pass_context
-def cli(ctx: click.Context, config: str | None, log_format: str, verbose: bool) -> None:
+def cli(ctx: click.Context, config: str, log_format: str, verbose: bool) -> None:
     """Alerts on competitor activity in the TrendTrack TikTok library."""
     ctx.ensure_object(dict)
-    ctx.obj["config"] = _config_path(config)
+    ctx.obj["config"] = Path(config)
     ctx.obj["log_format"] = log_format
     ctx.obj["verbose"] = verbose
     from watcher.logs import setup_logging
@@ -67,9 +71,10 @@ def cli(ctx: click.Context, config: str | None, log_format: str, verbose: bool) 
 @click.pass_context
 def run(ctx: click.Context) -> None:
     """Run the daemon: poll every watch on schedule, hot-reload watches.yaml."""
+    from watcher.config import environment
     from watcher.daemon import Daemon
 
-    daemon = Daemon(ctx.obj["config"], dict(os.environ))
+    daemon = Daemon(ctx.obj["config"], environment())
     sys.exit(asyncio.run(daemon.run()))
 
 

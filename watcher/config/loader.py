@@ -81,6 +81,7 @@ __all__ = [
     "TargetKind",
     "Watch",
     "WatchType",
+    "environment",
     "load_settings",
     "parse_settings",
 ]
@@ -99,6 +100,11 @@ class ExternalChecks:
 
     url_problem: Callable[[str], str | None]
     never_fires: Callable[[str], bool]
+
+
+def environment() -> dict[str, str]:
+    """A snapshot of the process environment: config is the only reader of it."""
+    return dict(os.environ)
 
 
 def load_settings(
