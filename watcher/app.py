@@ -13,7 +13,7 @@ from typing import TextIO
 
 from watcher.channels import TEXT
 from watcher.config import ExternalChecks, Settings, Watch, load_settings
-from watcher.errors import ConfigError, ConfigProblem
+from watcher.errors import ConfigError, ConfigProblem, PollCrashed
 from watcher.logs import register_secret, register_url
 from watcher.notify import url_problem
 from watcher.outbox import FlushReport, Outbox
@@ -101,13 +101,37 @@ class OnceResult:
         return any(o.outcome in {Outcome.FAILED, Outcome.PAUSED} for o in self.outcomes)
 
 
+ONCE_DEADLINE = 600.0  # seconds a watch's poll may take in `watcher once`
+
+
 async def poll_once(
-    settings: Settings, store: Store, watches: Sequence[Watch], *, dry_run: bool
+    settings: Settings,
+    store: Store,
+    watches: Sequence[Watch],
+    *,
+    dry_run: bool,
+    deadline: float = ONCE_DEADLINE,
 ) -> OnceResult:
-    """Poll each watch once, concurrently under the client's limits."""
+    """Poll each watch once, concurrently under the client's limits.
+
+    Every poll ends by ``deadline`` seconds (a server that never stops answering, or
+    never answers, can't keep ``once`` running): past it, the poll is a failure of its
+    watch, counted like any other.
+    """
     async with make_client(settings) as client:
         runner = Runner(settings, store, client)
-        outcomes = await asyncio.gather(*(runner.poll(w, dry_run=dry_run) for w in watches))
+
+        async def bounded(watch: Watch) -> PollOutcome:
+            try:
+                async with asyncio.timeout(deadline):
+                    return await runner.poll(watch, dry_run=dry_run)
+            except TimeoutError:
+                error = PollCrashed(f"the poll did not finish within {deadline:g}s")
+                if not dry_run:
+                    await runner.record_failure(watch, error)
+                return PollOutcome(watch.name, Outcome.FAILED, error=error)
+
+        outcomes = await asyncio.gather(*(bounded(w) for w in watches))
     if dry_run:
         return OnceResult(tuple(outcomes))
     report = await Outbox(settings, store).flush(force=True)  # the user wants it sent now

@@ -15,7 +15,8 @@ only ever catch these::
         ├── AuthError             401 / 403: the key is missing, wrong, revoked, disabled
         ├── InsufficientCredits   402: the balance is short
         ├── NotFound              404
-        └── ParameterError        our own check of a request, before sending it
+        ├── ParameterError        our own check of a request, before sending it
+        └── PollCrashed           a poll failed inside watcher (hostile data, or a bug)
 """
 
 from __future__ import annotations
@@ -131,3 +132,9 @@ class NotFound(ApiError):
 
 class ParameterError(ApiError):
     """A request parameter failed our own validation; nothing was sent."""
+
+
+class PollCrashed(ApiError):
+    """A poll failed inside watcher, not at the API: data it could not process (a date
+    past year 9999, a body nested too deep) or a bug. Counted as a failure of the watch,
+    like an API error, so ``watch_failing`` fires."""

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from watcher import plan
 from watcher.config import Settings, Watch
-from watcher.errors import ApiError, AuthError, InsufficientCredits
+from watcher.errors import ApiError, AuthError, InsufficientCredits, PollCrashed, StoreError
 from watcher.models import EventKind, OpsEvent, ops_event
 from watcher.planner import Freshness, Outcome
 from watcher.poller import Capabilities, Poller, PollOutcome
@@ -119,18 +119,26 @@ class Runner:
             return _log_poll(PollOutcome(watch.name, Outcome.SHED))
         try:
             fresh = await self.freshness()
+            routes = routes_for(self.settings, watch)
+            outcome = await self.poller.poll(watch, fresh, routes, dry_run=dry_run)
         except ApiError as exc:
             outcome = PollOutcome(watch.name, Outcome.FAILED, error=exc)
             if not dry_run:  # stored, so consecutive failures count it
-                await self._record_failure(watch, exc)
-        else:
-            routes = routes_for(self.settings, watch)
-            outcome = await self.poller.poll(watch, fresh, routes, dry_run=dry_run)
+                await self.record_failure(watch, exc)
+        except StoreError:
+            raise  # the store can't count its own failure; the daemon's boundary logs it
+        except Exception as exc:  # noqa: BLE001  # the per-watch boundary: a poll that crashes counts as failed
+            crash = PollCrashed(f"poll crashed: {type(exc).__name__}: {str(exc)[:200]}")
+            logger.warning("poll watch=%s crashed: %s", watch.name, crash)
+            outcome = PollOutcome(watch.name, Outcome.FAILED, error=crash)
+            if not dry_run:
+                await self.record_failure(watch, crash)
         if not dry_run:
             await self._after(watch, outcome)
         return _log_poll(outcome)
 
-    async def _record_failure(self, watch: Watch, error: ApiError) -> None:
+    async def record_failure(self, watch: Watch, error: ApiError) -> None:
+        """Store a failed poll of ``watch`` (consecutive failures count it)."""
         record = PollRecord.failed(
             watch.name,
             self.clock(),

@@ -7,7 +7,6 @@ never the message. Which errors are worth retrying is decided by their class:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -20,6 +19,7 @@ from watcher.errors import (
     AuthError,
     InsufficientCredits,
     NotFound,
+    PollCrashed,
     RateLimited,
     ValidationDetail,
     ValidationFailed,
@@ -66,7 +66,13 @@ def json_object(response: httpx.Response, where: str) -> dict[str, object]:
     request_id = response.headers.get("X-Request-Id")
     try:
         payload = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except RecursionError as exc:  # nested deeper than the parser goes: the same on a retry
+        raise PollCrashed(
+            f"{where}: the response body is nested too deeply to read",
+            status=response.status_code,
+            request_id=request_id,
+        ) from exc
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, numbers out of range
         raise ApiUnavailable(
             f"{where}: invalid JSON in the response body",
             status=response.status_code,
@@ -128,7 +134,7 @@ def retry_after(response: httpx.Response, now: datetime | None = None) -> float 
 def _envelope(response: httpx.Response) -> dict[str, object]:
     try:
         payload = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
         return {}
     error = payload.get("error") if isinstance(payload, dict) else None
     return error if isinstance(error, dict) else {}
