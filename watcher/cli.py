@@ -252,7 +252,12 @@ def status(ctx: click.Context, as_json: bool) -> None:
 @click.option("--credits", default=10000, show_default=True, type=int, help="Starting balance.")
 @click.option("--rate-limit", default=60, show_default=True, type=int, help="Requests/min/key.")
 @click.option("--speed", default=0.0, show_default=True, type=float, help="Sim s per real s.")
-@click.option("--documented-only", is_flag=True, help="Reject every [chosen] parameter.")
+@click.option(
+    "--documented-only",
+    is_flag=True,
+    help="Reject every [chosen] parameter; updatedAt moves on metrics; result window.",
+)
+@click.option("--unstable-ties", is_flag=True, help="Equal sort keys come back in any order.")
 def simulate(
     host: str,
     port: int,
@@ -262,11 +267,12 @@ def simulate(
     rate_limit: int,
     speed: float,
     documented_only: bool,
+    unstable_ties: bool,
 ) -> None:
     """Serve the bundled TrendTrack simulator on loopback."""
     from watcher.simulator.server import serve  # lazy: uvicorn only when serving
 
-    serve(host, port, seed, api_keys, credits, rate_limit, speed, documented_only)
+    serve(host, port, seed, api_keys, credits, rate_limit, speed, documented_only, unstable_ties)
 
 
 @cli.command()

@@ -580,7 +580,7 @@ async def test_count_reads_the_total_past_the_end_for_free(
     api.route = _paged([item_json(n) for n in range(7)])
     assert await client.count(ListParams(search="x", limit=50)) == 7
     params = api.requests[0].url.params
-    assert (params["page"], params["limit"], params["search"]) == ("1000000", "1", "x")
+    assert (params["page"], params["limit"], params["search"]) == ("10000", "1", "x")
     assert len(api.requests) == 1
     assert client.meter.total_used == 0
 
@@ -590,7 +590,7 @@ async def test_count_falls_back_to_counting_rows(client: TrendTrackClient, api: 
     items = [item_json(n) for n in range(60)]
 
     def route(request: httpx.Request) -> httpx.Response:
-        if request.url.params["page"] == "1000000":
+        if request.url.params["page"] == "10000":
             return failure(400, "validation_error", details=[{"field": "query-string.page"}])
         body = _paged(items)(request).json()
         body["pagination"] = None
@@ -598,7 +598,7 @@ async def test_count_falls_back_to_counting_rows(client: TrendTrackClient, api: 
 
     api.route = route
     assert await client.count(ListParams()) == 60
-    assert [r.url.params["page"] for r in api.requests] == ["1000000", "1", "2"]
+    assert [r.url.params["page"] for r in api.requests] == ["10000", "1", "2"]
 
 
 async def test_count_propagates_other_validation_errors(

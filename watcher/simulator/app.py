@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -46,6 +47,10 @@ class SimConfig:
     rate_limit: int = 60
     speed: float = 0.0
     documented_only: bool = False
+    """Refuse every [chosen] parameter, move updatedAt on metric updates, enforce the
+    result window (page x limit <= 10,000)."""
+    unstable_ties: bool = False
+    """Items with equal sort keys come back in any order, differently on every request."""
     params: WorldParams = field(default_factory=WorldParams)
     start: datetime = SIM_START
     slow_seconds: float = 2.0
@@ -64,6 +69,7 @@ class Simulator:
             config.api_keys or (DEFAULT_API_KEY,), config.credits, config.rate_limit, monotonic
         )
         self.faults = FaultPlan(config.seed, config.slow_seconds)
+        self.tie_rng = random.Random(config.seed) if config.unstable_ties else None
 
     def sync(self) -> datetime:
         """Run every refresh due by now; returns now."""
@@ -125,7 +131,7 @@ def _list_page(
     account, verdict = gate
     if account.balance < query.limit:
         return _short(account, verdict, query.limit, request_id)
-    rows, total = select(sim.world, query, shop_id)
+    rows, total = select(sim.world, query, shop_id, shuffle_ties=sim.tie_rng)
     body: Json = {
         "requestId": request_id,
         "data": [sim.world.item_json(item) for item in rows],

@@ -8,6 +8,7 @@ In documented-only mode the [chosen] parameters are refused like unknown ones.
 from __future__ import annotations
 
 import json
+import random
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from datetime import datetime
 
 from watcher.simulator.clock import parse_iso
 from watcher.simulator.entities import SimItem
-from watcher.simulator.ordering import sort_items
+from watcher.simulator.ordering import SORT_KEYS, sort_items
 from watcher.simulator.world import World
 
 ENUMS: dict[str, tuple[str, ...]] = {
@@ -72,6 +73,8 @@ BODY_KEYS = frozenset(
         "publishedBefore",
     }
 )
+RESULT_WINDOW = 10_000
+"""Elasticsearch's ``max_result_window``: enforced in documented-only mode."""
 CHOSEN_ON_GET = frozenset({"updatedAfter", "pinned", "keywordMode"})
 CHOSEN_IN_BODY = frozenset(
     {
@@ -154,7 +157,7 @@ def parse_query_string(
             values[name] = raw
     if searches:
         values["search"] = _split_keywords(searches)
-    return _build(values, out, from_text=True)
+    return _build(values, out, from_text=True, window=documented_only)
 
 
 def parse_body(raw: bytes, *, documented_only: bool) -> ListQuery | list[FieldError]:
@@ -182,11 +185,11 @@ def parse_body(raw: bytes, *, documented_only: bool) -> ListQuery | list[FieldEr
             del values["search"]
         else:
             values["search"] = tuple(word.strip() for word in search if word.strip())
-    return _build(values, out, from_text=False)
+    return _build(values, out, from_text=False, window=documented_only)
 
 
 def _build(
-    values: Mapping[str, object], out: _Collector, *, from_text: bool
+    values: Mapping[str, object], out: _Collector, *, from_text: bool, window: bool = False
 ) -> ListQuery | list[FieldError]:
     enums: dict[str, str] = {}
     ints: dict[str, int] = {}
@@ -226,6 +229,8 @@ def _build(
                 language = value.strip().lower()
             else:
                 out.add(name, f"{name} must be a non-empty string")
+    if window and ints.get("page", 1) * ints.get("limit", 25) > RESULT_WINDOW:
+        out.add("page", f"page x limit must not be greater than {RESULT_WINDOW} (result window)")
     if out.errors:
         return out.errors
     search = values.get("search", ())
@@ -338,8 +343,31 @@ def _matching_ids(world: World, area: str, keyword: str) -> frozenset[int]:
     return cached[1]
 
 
-def select(world: World, query: ListQuery, shop_id: str | None = None) -> tuple[list[SimItem], int]:
-    """The requested page of indexed items and the total number matching."""
+def _shuffle_ties(items: list[SimItem], sort_by: str, rng: random.Random) -> list[SimItem]:
+    """``items`` with every run of equal sort keys in a random order (an unstable sort)."""
+    key = SORT_KEYS.get(sort_by, SORT_KEYS["newest"])
+    out: list[SimItem] = []
+    run: list[SimItem] = []
+    for item in items:
+        if run and key(run[0]) != key(item):
+            rng.shuffle(run)
+            out.extend(run)
+            run = []
+        run.append(item)
+    rng.shuffle(run)
+    out.extend(run)
+    return out
+
+
+def select(
+    world: World,
+    query: ListQuery,
+    shop_id: str | None = None,
+    *,
+    shuffle_ties: random.Random | None = None,
+) -> tuple[list[SimItem], int]:
+    """The requested page of indexed items and the total number matching (with
+    ``shuffle_ties``, equal sort keys come back in any order)."""
     descending = query.order == "desc"
     if shop_id is not None:
         in_shop = (item for item in world.items_by_shop.get(shop_id, ()) if item.in_index)
@@ -361,5 +389,7 @@ def select(world: World, query: ListQuery, shop_id: str | None = None) -> tuple[
         if query.sort_by == "relevance":
             scored.sort(key=lambda pair: pair[0], reverse=descending)
         matches = [item for _, item in scored]
+    if shuffle_ties is not None and query.sort_by != "relevance":
+        matches = _shuffle_ties(list(matches), query.sort_by, shuffle_ties)
     start = (query.page - 1) * query.limit
     return matches[start : start + query.limit], len(matches)

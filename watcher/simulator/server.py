@@ -19,6 +19,7 @@ def serve(
     rate_limit: int = 60,
     speed: float = 0.0,
     documented_only: bool = False,
+    unstable_ties: bool = False,
 ) -> None:
     """Serve the simulator until interrupted; no keys given means ``tt_sim_demo``."""
     config = SimConfig(
@@ -28,6 +29,7 @@ def serve(
         rate_limit=rate_limit,
         speed=speed,
         documented_only=documented_only,
+        unstable_ties=unstable_ties,
     )
     app = create_app(config)
     quiet_reset_faults()

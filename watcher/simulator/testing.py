@@ -110,6 +110,7 @@ def running_simulator(
     rate_limit: int = 60,
     speed: float = 0.0,
     documented_only: bool = False,
+    unstable_ties: bool = False,
     params: WorldParams | None = None,
 ) -> Iterator[SimHandle]:
     """Serve a simulator on 127.0.0.1 (free port) in a thread for the ``with`` block."""
@@ -120,6 +121,7 @@ def running_simulator(
         rate_limit=rate_limit,
         speed=speed,
         documented_only=documented_only,
+        unstable_ties=unstable_ties,
         params=params or WorldParams(),
     )
     app = create_app(config)

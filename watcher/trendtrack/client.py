@@ -56,7 +56,9 @@ logger = logging.getLogger("watcher.trendtrack")
 
 USER_AGENT: Final = "watcher/0.1 (+trendtrack client)"
 DEFAULT_LIMIT: Final = 25
-COUNT_PROBE_PAGE: Final = 1_000_000
+COUNT_PROBE_PAGE: Final = 10_000
+"""Past the end of any scope under 10,000 rows, and inside the result window
+(page x limit <= 10,000 at limit 1): the true total for 0 credits (1 above it)."""
 """A page number past the end of any result set: the server then returns only the total."""
 
 LIBRARY: Final = "/v1/tiktok/library"
