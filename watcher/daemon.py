@@ -304,6 +304,8 @@ class Daemon:
         )
         self._delivered = totals
         self.metrics.set_outbox_depth(await asyncio.to_thread(self.store.outbox_depth))
+        states = await asyncio.to_thread(self.outbox.gate.control.delivery_states)
+        self.metrics.set_delivery_states(states)
         self.metrics.set_credit_balance(self.runner.client.meter.balance)
 
     # --- hot reload ---------------------------------------------------------------------

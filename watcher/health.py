@@ -148,6 +148,12 @@ class Metrics:
         self.credit_balance = Gauge(
             "watcher_credit_balance", "The TrendTrack credit balance last seen.", registry=r
         )
+        self.delivery_states = Gauge(
+            "watcher_delivery_state",
+            "Outbox rows by delivery state (pending, held, sent, silenced, dead).",
+            ["state"],
+            registry=r,
+        )
         for outcome in ("sent", "failed", "dead"):
             self.deliveries.labels(outcome=outcome)
 
@@ -170,6 +176,10 @@ class Metrics:
         ):
             if count > 0:
                 self.deliveries.labels(outcome=name).inc(count)
+
+    def set_delivery_states(self, counts: dict[str, int]) -> None:
+        for state, count in counts.items():
+            self.delivery_states.labels(state=state).set(count)
 
     def set_outbox_depth(self, depth: int) -> None:
         self.outbox_depth.set(depth)
