@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from watcher.channels import TEXT
+from watcher.channels import TEXT, clean
 from watcher.config import ExternalChecks, Settings, Watch, load_settings
 from watcher.errors import ConfigError, ConfigProblem, PollCrashed
 from watcher.logs import register_secret, register_url
@@ -146,7 +146,7 @@ def print_outcomes(
         line = f"{o.watch}: {o.outcome}, {len(o.events)} events, {o.credits} credits"
         if o.error is not None:
             line += f" ({o.error})"
-        print(line, file=out)
+        print(clean(line), file=out)
         if renderer is not None and o.events:
             events = list(o.events)
             messages = (

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from watcher.channels import clean
 from watcher.config import Settings
 from watcher.logs import redact
 from watcher.schedule import Schedule
@@ -28,7 +29,7 @@ SOON = "soon"
 def _clean(value: object) -> object:
     """JSON-safe and secret-free: strings redacted, datetimes as ISO 8601."""
     if isinstance(value, str):
-        return redact(value)
+        return clean(redact(value))
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, Mapping):
@@ -37,7 +38,7 @@ def _clean(value: object) -> object:
         return [_clean(v) for v in value]
     if value is None or isinstance(value, bool | int | float):
         return value
-    return redact(str(value))
+    return clean(redact(str(value)))
 
 
 def event_json(view: EventView) -> dict[str, object]:
@@ -45,10 +46,10 @@ def event_json(view: EventView) -> dict[str, object]:
     ev = view.event
     return {
         "id": view.id,
-        "watch": ev.watch,
+        "watch": clean(ev.watch),
         "kind": ev.kind.value,
-        "item_id": ev.item.id if ev.item else None,
-        "tiktok_id": ev.item.tiktok_id if ev.item else None,
+        "item_id": _clean(ev.item.id) if ev.item else None,
+        "tiktok_id": _clean(ev.item.tiktok_id) if ev.item else None,
         "detected_at": ev.detected_at.astimezone(UTC).isoformat(),
         "figures": _clean(ev.figures),
         "deliveries": [
@@ -105,6 +106,9 @@ def _local(when: datetime | None, tz: ZoneInfo) -> str:
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Aligned columns; every cell cleaned of control characters (TikTok text is hostile:
+    an ANSI or OSC escape in an id must not reach the terminal)."""
+    rows = [[clean(cell) for cell in row] for row in rows]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = [
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
@@ -270,7 +274,7 @@ def status_json(report: StatusReport) -> dict[str, object]:
                 "removed": w.removed,
                 "last_poll": _iso(w.last_poll),
                 "outcome": w.outcome,
-                "last_error": redact(w.last_error) if w.last_error else None,
+                "last_error": _clean(w.last_error) if w.last_error else None,
                 "next_poll": _iso(w.next_poll) or w.next_note,
                 "consecutive_failures": w.consecutive_failures,
                 "credits_today": w.credits_today,
@@ -307,7 +311,7 @@ def format_status(report: StatusReport) -> str:
     for w, line in zip(report.watches, lines[1:], strict=True):
         out.append(line)
         if w.last_error and w.consecutive_failures:
-            out.append(f"    last error: {redact(w.last_error)}")
+            out.append(f"    last error: {clean(redact(w.last_error))}")
     balance = f"{report.balance:,}" if report.balance is not None else "not seen yet"
     out.append("")
     out.append(
