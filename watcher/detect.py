@@ -29,133 +29,39 @@ poll after a crash records nothing twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
-from enum import StrEnum
 
+from watcher.memory import (
+    Detection,
+    FirstRun,
+    Observation,
+    Rules,
+    Seen,
+    WatchState,
+    event_key,
+    first_seen_at,
+    iso_or,
+    later,
+    latest,
+    unique_events,
+)
 from watcher.models import Event, EventKind, Item, ItemStatus, ItemType
 
+__all__ = [
+    "Detection",
+    "FirstRun",
+    "Observation",
+    "Rules",
+    "Seen",
+    "WatchState",
+    "baseline",
+    "detect",
+    "event_key",
+]
+
 DAY = timedelta(days=1)
-
-
-class FirstRun(StrEnum):
-    SILENT = "silent"
-    SUMMARY = "summary"
-    NOTIFY_ALL = "notify_all"
-
-
-@dataclass(frozen=True, slots=True)
-class Rules:
-    """What detection needs to know of a watch's config."""
-
-    watch: str
-    events: frozenset[EventKind]
-    type: ItemType | None = None
-    status: ItemStatus | None = None
-    min_views: int | None = None
-    language: str | None = None
-    handle: str | None = None
-    filter_window: timedelta = timedelta(days=7)
-    min_climb: int = 20
-    milestones: tuple[int, ...] = (7, 14, 30)
-
-    def in_scope(self, item: Item) -> bool:
-        """Static filters: an item failing them is never part of the watch."""
-        if self.type is not None and item.type is not None and item.type != self.type:
-            return False
-        if self.handle is not None:
-            handle = (item.handle or "").lstrip("@").casefold()
-            if handle != self.handle.lstrip("@").casefold():
-                return False
-        if self.language is not None:
-            return (item.language or "").casefold() == self.language.casefold()
-        return True
-
-    def passes_metrics(self, item: Item) -> bool:
-        """Filters that an item may cross over time (views grow, status flips)."""
-        if self.min_views is not None and (item.views or 0) < self.min_views:
-            return False
-        return self.status is None or item.status == self.status
-
-
-@dataclass(frozen=True, slots=True)
-class Seen:
-    """What a watch remembers of one item."""
-
-    item_id: str
-    first_seen: datetime
-    last_seen: datetime
-    tiktok_id: str | None = None
-    type: ItemType | None = None
-    status: ItemStatus | None = None
-    pinned: bool | None = None
-    rank: int | None = None
-    views: int | None = None
-    updated_at: datetime | None = None
-    announced: bool = True
-    follow_until: datetime | None = None
-    started_at: datetime | None = None
-    milestone: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class WatchState:
-    """A watch's memory between polls.
-
-    ``baseline_at``: API time of the first run; items created later are new.
-    ``watermark``: the latest ``updatedAt`` read; the next change feed starts after it.
-    ``refresh``: the ``latestReadyDate`` fully processed, so an unchanged one skips the poll.
-    ``exact``: whether ``updatedAt`` has only ever moved on library changes for this watch.
-    """
-
-    baseline_at: datetime | None = None
-    watermark: datetime | None = None
-    refresh: str | None = None
-    exact: bool = True
-    has_baseline: bool = False
-    items: Mapping[str, Seen] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Observation:
-    """What one poll read: the change feed, re-checked followed items, the tracked set."""
-
-    at: datetime
-    refresh: str | None
-    changed: Sequence[Item] = ()
-    rechecked: Sequence[Item] = ()
-    gone: Sequence[str] = ()
-    tracked: Sequence[Item] | None = None
-    watermark: datetime | None = None
-    exact: bool = True
-    detected_at: datetime | None = None
-    """The local time of the poll, which events carry (users read "detected at" on their
-    own clock); ``at`` (the API's) stays for comparisons with item timestamps."""
-
-    @property
-    def stamp(self) -> datetime:
-        return self.detected_at or self.at
-
-
-@dataclass(frozen=True, slots=True)
-class Detection:
-    state: WatchState
-    events: tuple[Event, ...]
-    touched: frozenset[str]
-
-
-def event_key(watch: str, kind: EventKind, item_id: str, change: str) -> str:
-    """The deterministic identity of an event: watch, kind, item and the change."""
-    return f"{watch}|{kind.value}|{item_id}|{change}"
-
-
-def _iso(value: datetime | None, fallback: str | None) -> str:
-    return value.isoformat() if value is not None else (fallback or "")
-
-
-def _created(item: Item) -> datetime | None:
-    return item.created_at or item.indexed_at or item.published_at
 
 
 def _started(item: Item, at: datetime) -> datetime | None:
@@ -164,12 +70,6 @@ def _started(item: Item, at: datetime) -> datetime | None:
     if item.days_running is not None:
         return at - item.days_running * DAY
     return item.published_at
-
-
-def _later(value: datetime | None, than: datetime | None) -> bool:
-    if value is None:
-        return False
-    return than is None or value > than
 
 
 class _Detector:
@@ -254,7 +154,7 @@ class _Detector:
             self.known_changed(item, seen)
 
     def first_meeting(self, item: Item) -> None:
-        if self.state.has_baseline and _later(_created(item), self.state.baseline_at):
+        if self.state.has_baseline and later(first_seen_at(item), self.state.baseline_at):
             if self.rules.passes_metrics(item):
                 self.announce_new(item)
                 self.remember(item, None, announced=True)
@@ -265,13 +165,13 @@ class _Detector:
             return
         # An item from before the baseline that we meet for the first time.
         pin_moved = self.pin_by_timestamps(item)
-        reindexed = _later(item.indexed_at, self.since)
+        reindexed = later(item.indexed_at, self.since)
         if (
             self.exact
             and not pin_moved
             and not reindexed
             and item.type == ItemType.AD
-            and _later(item.updated_at, self.since)
+            and later(item.updated_at, self.since)
         ):
             self.status_event(item, item.status)
         self.remember(item, None, announced=True)
@@ -283,16 +183,16 @@ class _Detector:
 
     def pin_by_timestamps(self, item: Item) -> bool:
         previous = self.since
-        if item.pinned and _later(item.last_pinned_at, previous):
-            self.emit(EventKind.PINNED, item, _iso(item.last_pinned_at, self.obs.refresh))
+        if item.pinned and later(item.last_pinned_at, previous):
+            self.emit(EventKind.PINNED, item, iso_or(item.last_pinned_at, self.obs.refresh))
             return True
-        if item.pinned is False and _later(item.last_unpinned_at, previous):
-            self.emit(EventKind.UNPINNED, item, _iso(item.last_unpinned_at, self.obs.refresh))
+        if item.pinned is False and later(item.last_unpinned_at, previous):
+            self.emit(EventKind.UNPINNED, item, iso_or(item.last_unpinned_at, self.obs.refresh))
             return True
         return False
 
     def status_event(self, item: Item, status: ItemStatus | None) -> None:
-        change = _iso(item.updated_at, self.obs.refresh)
+        change = iso_or(item.updated_at, self.obs.refresh)
         days = item.days_running
         if status == ItemStatus.INACTIVE:
             self.emit(EventKind.AD_STOPPED, item, change, days_running=days)
@@ -304,7 +204,7 @@ class _Detector:
         if item.pinned is not None and seen.pinned is not None and item.pinned != seen.pinned:
             kind = EventKind.PINNED if item.pinned else EventKind.UNPINNED
             stamp = item.last_pinned_at if item.pinned else item.last_unpinned_at
-            self.emit(kind, item, _iso(stamp, self.obs.refresh))
+            self.emit(kind, item, iso_or(stamp, self.obs.refresh))
             moved = True
         elif seen.pinned is None and self.pin_by_timestamps(item):
             moved = True
@@ -313,8 +213,8 @@ class _Detector:
             moved = True
             if is_ad:
                 self.status_event(item, item.status)
-        reindexed = _later(item.indexed_at, seen.updated_at)
-        if not moved and not reindexed and _later(item.updated_at, seen.updated_at):
+        reindexed = later(item.indexed_at, seen.updated_at)
+        if not moved and not reindexed and later(item.updated_at, seen.updated_at):
             self.exact = False  # updatedAt moved for a reason we don't alert on
         self.follow(item, seen)
 
@@ -432,12 +332,12 @@ def detect(rules: Rules, state: WatchState, obs: Observation) -> Detection:
     run.milestones()
     new_state = replace(
         state,
-        watermark=_max(state.watermark, obs.watermark),
+        watermark=latest(state.watermark, obs.watermark),
         refresh=obs.refresh or state.refresh,
         exact=run.exact,
         items=run.items,
     )
-    return Detection(new_state, _unique(run.events), frozenset(run.touched))
+    return Detection(new_state, unique_events(run.events), frozenset(run.touched))
 
 
 def baseline(
@@ -478,7 +378,7 @@ def baseline(
         run.tracked(obs.tracked)
     events = list(run.events)
     if mode == FirstRun.SUMMARY:
-        change = _iso(obs.watermark, obs.refresh)
+        change = iso_or(obs.watermark, obs.refresh)
         events.append(
             Event(
                 event_key(rules.watch, EventKind.BASELINE, "-", change),
@@ -490,19 +390,4 @@ def baseline(
             )
         )
     new_state = replace(start, refresh=obs.refresh, items=run.items)
-    return Detection(new_state, _unique(events), frozenset(run.touched))
-
-
-def _max(a: datetime | None, b: datetime | None) -> datetime | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return max(a, b)
-
-
-def _unique(events: Iterable[Event]) -> tuple[Event, ...]:
-    seen: dict[str, Event] = {}
-    for event in events:
-        seen.setdefault(event.key, event)
-    return tuple(seen.values())
+    return Detection(new_state, unique_events(events), frozenset(run.touched))
