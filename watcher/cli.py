@@ -29,7 +29,7 @@ def _fail(message: str) -> NoReturn:
 def _set_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
     if value is not None:
         ctx.ensure_object(dict)
-        ctx.obj["config"] = _config_path(value)
+        ctx.obj["config"] = Path(value)
 
 
 def _config_option() -> click.Option:
