@@ -152,3 +152,20 @@ def test_feed_kinds_exclude_rank() -> None:
     """rank_jump and the baseline summary never come from the change feed."""
     assert EventKind.RANK_JUMP not in plan.FEED_KINDS
     assert EventKind.NEW_AD in plan.FEED_KINDS
+
+
+@pytest.mark.parametrize(
+    ("name", "updated_after", "exact", "expected"),
+    [
+        ("tag", None, True, "change feed (updatedAfter) if accepted, else updatedAt scan"),
+        ("tag", True, True, "change feed (updatedAfter)"),
+        ("tag", False, True, "updatedAt scan down to the watermark"),
+        ("tag", False, False, "updatedAt scan; updatedAt moves on metrics: rereads the scope"),
+        ("movers", True, True, "tracked set (25 rows)"),
+    ],
+)
+def test_strategy_says_how_a_watch_reads(
+    watches: dict[str, Watch], name: str, updated_after: bool | None, exact: bool, expected: str
+) -> None:
+    """The reading strategy follows what was learned of the API, per watch."""
+    assert plan.strategy(watches[name], updated_after, exact) == expected

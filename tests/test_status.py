@@ -351,3 +351,20 @@ def test_delivery_summary_and_figures_read_compactly() -> None:
     assert delivery_summary([]) == "-"
     figures = {"rank_before": 48, "rank_after": 7, "views": 1_200_000, "note": None}
     assert format_figures(figures) == "rank 48→7, views 1,200,000"
+
+
+def test_status_says_how_each_watch_reads_its_changes(config: Path, store: Store) -> None:
+    """What was learned of the API (updatedAfter refused, updatedAt moving on metrics)
+    shows as each watch's reading strategy, in the table and in JSON."""
+    code, out = _invoke(config, "status", "--json")
+    by_name = {w["name"]: w for w in json.loads(out)["watches"]}
+    assert by_name["acme-shop"]["strategy"].startswith("change feed (updatedAfter) if accepted")
+    assert by_name["paused-one"]["strategy"] == "disabled"
+    store.set_meta("api.updated_after", "0")
+    code, out = _invoke(config, "status")
+    assert code == 0, out
+    assert "reading: updatedAt scan down to the watermark" in out
+    store.set_meta("api.updated_after", "1")
+    code, out = _invoke(config, "status", "--json")
+    by_name = {w["name"]: w for w in json.loads(out)["watches"]}
+    assert by_name["acme-shop"]["strategy"] == "change feed (updatedAfter)"

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 
 from watcher.config import Settings, Watch
 from watcher.models import EventKind
-from watcher.plan import CreditEstimate, estimate
+from watcher.plan import CreditEstimate, estimate, strategy
 from watcher.schedule import fires_per_day
 
 
@@ -37,8 +37,13 @@ def _notifiers(watch: Watch, settings: Settings) -> str:
     return own + (f" (+ {'; '.join(extra)})" if extra else "")
 
 
-def format_check_report(settings: Settings, estimate: Callable[[Watch], CreditEstimate]) -> str:
-    """Every watch with target, schedule, events, notifiers and credits; then the total."""
+def format_check_report(
+    settings: Settings,
+    estimate: Callable[[Watch], CreditEstimate],
+    reading: Callable[[Watch], str] = lambda watch: strategy(watch, None),
+) -> str:
+    """Every watch with target, schedule, events, notifiers, how it reads its changes
+    and credits; then the total."""
     source = str(settings.source) if settings.source else "config"
     enabled = [w for w in settings.watches if w.enabled]
     lines = [
@@ -59,6 +64,7 @@ def format_check_report(settings: Settings, estimate: Callable[[Watch], CreditEs
             f"  schedule:  {watch.schedule.describe()}",
             f"  events:    {events}",
             f"  notify:    {_notifiers(watch, settings)}",
+            f"  reading:   {reading(watch)}",
             f"  credits:   ~{_credits(cost.per_day)}/day, ~{_credits(cost.per_month)}/month"
             + (f"  ({cost.note})" if cost.note else ""),
         ]

@@ -57,6 +57,9 @@ _FILTERED_CLIENT_SIDE = frozenset({"status", "minViews"})
 
 Params = ListParams | QueryBody
 
+UPDATED_AFTER_KEY = "api.updated_after"
+"""The meta key of what was learned of ``updatedAfter`` ("1" accepted, "0" refused)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Scope:
@@ -180,6 +183,27 @@ def aligned_page(offset: int, budget: int = FALLBACK_PAGE) -> tuple[int, int]:
         return 1, 1
     limit = min(offset & -offset, FALLBACK_PAGE, 1 << (max(budget, 1).bit_length() - 1))
     return offset // limit + 1, limit
+
+
+def strategy(watch: Watch, updated_after: bool | None, exact: bool = True) -> str:
+    """How the watch reads its changes, in words, from what was learned of the API
+    (``updated_after``: accepted, refused, or not yet known; ``exact``: whether
+    ``updatedAt`` has only moved on library changes for this watch)."""
+    if not watch.enabled:
+        return "disabled"
+    parts: list[str] = []
+    if needs_feed(watch):
+        if updated_after is None:
+            parts.append("change feed (updatedAfter) if accepted, else updatedAt scan")
+        elif updated_after:
+            parts.append("change feed (updatedAfter)")
+        elif exact:
+            parts.append("updatedAt scan down to the watermark")
+        else:
+            parts.append("updatedAt scan; updatedAt moves on metrics: rereads the scope")
+    if needs_tracked(watch):
+        parts.append(f"tracked set ({min(watch.rank_jump.track, MAX_LIMIT)} rows)")
+    return " + ".join(parts) or "no reads"
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from watcher import plan
 from watcher.config import Watch
 from watcher.errors import ApiError
 from watcher.models import Event
@@ -36,7 +37,7 @@ from watcher.trendtrack.client import TrendTrackClient
 
 logger = logging.getLogger("watcher.poll")
 
-CAPABILITY_KEY = "api.updated_after"
+CAPABILITY_KEY = plan.UPDATED_AFTER_KEY
 
 __all__ = ["CAPABILITY_KEY", "Capabilities", "Freshness", "PollOutcome", "Poller"]
 

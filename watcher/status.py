@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from watcher.channels import clean
 from watcher.config import Settings
 from watcher.logs import redact
+from watcher.plan import UPDATED_AFTER_KEY, strategy
 from watcher.schedule import Schedule
 from watcher.store import DeliveryView, EventView, Store
 from watcher.triggers import trigger
@@ -165,6 +166,8 @@ class WatchStatus:
     consecutive_failures: int
     credits_today: int
     credits_month: int
+    strategy: str = ""
+    """How the watch reads its changes (``plan.strategy``), from what was learned."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +210,8 @@ def build_status(settings: Settings, store: Store, now: datetime) -> StatusRepor
     tz = settings.timezone
     today, month = period_starts(now, tz)
     known = {info.name: info for info in store.watches()}
+    learned = store.get_meta(UPDATED_AFTER_KEY)
+    updated_after = None if learned is None else learned == "1"
     lines: list[WatchStatus] = []
     for watch in settings.watches:
         info = known.get(watch.name)
@@ -227,6 +232,7 @@ def build_status(settings: Settings, store: Store, now: datetime) -> StatusRepor
                 consecutive_failures=info.consecutive_failures if info else 0,
                 credits_today=store.credits_spent(since=today, watch=watch.name),
                 credits_month=store.credits_spent(since=month, watch=watch.name),
+                strategy=strategy(watch, updated_after, info.exact if info else True),
             )
         )
     configured = {w.name for w in settings.watches}
@@ -279,6 +285,7 @@ def status_json(report: StatusReport) -> dict[str, object]:
                 "consecutive_failures": w.consecutive_failures,
                 "credits_today": w.credits_today,
                 "credits_month": w.credits_month,
+                "strategy": w.strategy,
             }
             for w in report.watches
         ],
@@ -310,6 +317,8 @@ def format_status(report: StatusReport) -> str:
     out = [lines[0]]
     for w, line in zip(report.watches, lines[1:], strict=True):
         out.append(line)
+        if w.strategy:
+            out.append(f"    reading: {w.strategy}")
         if w.last_error and w.consecutive_failures:
             out.append(f"    last error: {clean(redact(w.last_error))}")
     balance = f"{report.balance:,}" if report.balance is not None else "not seen yet"

@@ -269,6 +269,7 @@ class Store:
                     refresh=r.refresh,
                     has_baseline=r.has_baseline,
                     removed_at=r.removed_at,
+                    exact=r.exact,
                 )
                 for r in rows
             ]

@@ -112,6 +112,8 @@ class WatchInfo:
     refresh: str | None
     has_baseline: bool
     removed_at: datetime | None
+    exact: bool = True
+    """Whether the API's ``updatedAt`` has only moved on library changes for this watch."""
 
 
 def event_from_row(row: EventRow) -> Event:
