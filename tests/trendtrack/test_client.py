@@ -108,8 +108,8 @@ async def test_get_item_with_a_malformed_body_is_unavailable(
 async def test_a_malformed_item_is_skipped_and_counted(
     client: TrendTrackClient, api: FakeApi, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """One bad row in a page is dropped with a warning; the others are kept."""
-    api.reply(ok(page_json([item_json(1), {"id": 5.5, "metrics": []}, item_json(3)])))
+    """A row without a valid id is dropped with a warning; the others are kept."""
+    api.reply(ok(page_json([item_json(1), {"id": "", "metrics": []}, item_json(3)])))
     with caplog.at_level(logging.WARNING, logger="watcher.trendtrack"):
         page = await client.list_library(ListParams())
     assert len(page.items) == 2
@@ -645,3 +645,21 @@ async def test_pages_stop_when_the_server_ignores_page(
     pages = [p async for p in client.pages(ListParams(limit=2))]
     assert len(pages) == 1
     assert len(api.requests) == 2
+
+
+async def test_one_bad_optional_field_drops_the_field_not_the_item(
+    client: TrendTrackClient, api: FakeApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``metrics.likes: "lots"`` keeps the item (views and all) without its likes (issue 15 #13)."""
+    bad = item_json(2)
+    bad["metrics"]["likes"] = "lots"
+    bad["content"]["hashtags"] = ["ok", {"not": "a tag"}]
+    api.reply(ok(page_json([item_json(1), bad])))
+    with caplog.at_level(logging.WARNING, logger="watcher.trendtrack"):
+        page = await client.list_library(ListParams())
+    assert page.skipped == 0
+    [_, kept] = page.items
+    assert kept.id == bad["id"]
+    assert kept.likes is None
+    assert kept.views == bad["metrics"]["views"]
+    assert "dropped malformed field(s) content.hashtags.1, metrics.likes" in caplog.text

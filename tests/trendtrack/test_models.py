@@ -139,7 +139,8 @@ def test_numeric_ids_and_naive_times_are_normalised() -> None:
 
 
 def test_malformed_items_are_skipped_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
-    """Bad entries are dropped and logged; good ones are kept in order."""
+    """Entries without a valid id are dropped and logged; one with a bad optional field is
+    kept without that field (logged too); good ones are kept in order."""
     raw: list[object] = [
         item_json(1),
         {"id": None},
@@ -149,8 +150,11 @@ def test_malformed_items_are_skipped_with_a_warning(caplog: pytest.LogCaptureFix
     ]
     with caplog.at_level(logging.WARNING, logger="watcher.trendtrack"):
         parsed = parse_items(raw, request_id="req_9")
-    assert [i.id for i in parsed.items] == [item_json(1)["id"], item_json(3)["id"]]
-    assert parsed.skipped == 3
+    ids = [item_json(1)["id"], item_json(2)["id"], item_json(3)["id"]]
+    assert [i.id for i in parsed.items] == ids
+    assert parsed.items[1].metrics is not None
+    assert parsed.items[1].metrics.views is None
+    assert parsed.skipped == 2
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 3
     assert "metrics.views" in warnings[1].getMessage()

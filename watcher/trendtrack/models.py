@@ -222,24 +222,73 @@ class ParsedItems:
     skipped: int
 
 
+REQUIRED = ("id",)  # an item without a valid id is skipped; any other bad field is dropped
+_MAX_REPAIRS = 5
+
+
 def parse_items(raw: Sequence[object], *, request_id: str | None = None) -> ParsedItems:
-    """Validate each entry of ``data``; log and skip the malformed ones."""
+    """Validate each entry of ``data``; a malformed optional field is dropped (logged),
+    an entry without a valid ``id`` is skipped (logged)."""
     items: list[ApiItem] = []
     skipped = 0
     for index, entry in enumerate(raw):
-        try:
-            items.append(ApiItem.model_validate(entry))
-        except ValidationError as exc:
+        item_id = entry.get("id") if isinstance(entry, dict) else None
+        item, dropped, error = _validate_dropping(entry)
+        if item is None:
             skipped += 1
-            item_id = entry.get("id") if isinstance(entry, dict) else None
             logger.warning(
                 "skipped malformed item #%d (id=%r, requestId=%s): %s",
                 index,
                 item_id,
                 request_id,
-                _summary(exc),
+                error,
             )
+            continue
+        if dropped:
+            logger.warning(
+                "item %r (requestId=%s): dropped malformed field(s) %s",
+                item_id,
+                request_id,
+                ", ".join(dropped),
+            )
+        items.append(item)
     return ParsedItems(tuple(items), skipped)
+
+
+def _validate_dropping(entry: object) -> tuple[ApiItem | None, list[str], str]:
+    """The item, the dotted names of the fields dropped to get it, or None and why."""
+    dropped: list[str] = []
+    for _ in range(_MAX_REPAIRS):
+        try:
+            return ApiItem.model_validate(entry), dropped, ""
+        except ValidationError as exc:
+            locs = [tuple(err["loc"]) for err in exc.errors()]
+            if not isinstance(entry, dict) or any(not loc or loc[0] in REQUIRED for loc in locs):
+                return None, dropped, _summary(exc)
+            for loc in locs:
+                entry = _drop(entry, loc)
+                dropped.append(".".join(str(p) for p in loc))
+    return None, dropped, "too many malformed fields"
+
+
+def _drop(value: object, loc: tuple[int | str, ...]) -> object:
+    """A copy of ``value`` without the element at ``loc`` (a list element becomes None)."""
+    if not loc:
+        return None
+    head, rest = loc[0], loc[1:]
+    if isinstance(value, dict):
+        copy = dict(value)
+        if head in copy:
+            if rest:
+                copy[head] = _drop(copy[head], rest)
+            else:
+                del copy[head]
+        return copy
+    if isinstance(value, list) and isinstance(head, int) and 0 <= head < len(value):
+        items = list(value)
+        items[head] = _drop(items[head], rest) if rest else None
+        return items
+    return value
 
 
 def _summary(exc: ValidationError) -> str:
