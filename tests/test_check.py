@@ -90,6 +90,26 @@ def test_no_budget_is_said_plainly() -> None:
 
 
 @pytest.mark.parametrize(
+    ("health", "env", "open_"),
+    [
+        ("health: {port: 8080}", {}, False),
+        ("health: {port: 8080, host: 0.0.0.0}", {}, True),
+        ('health: {port: 8080, host: 0.0.0.0, token: "${TOKEN}"}', {"TOKEN": "s3cret-tok"}, False),
+        ('health: {port: 8080, host: 0.0.0.0, token: "${TOKEN:-}"}', {}, True),
+        ("health: {host: 0.0.0.0}", {}, False),
+    ],
+)
+def test_check_warns_when_the_dashboard_is_open_beyond_loopback(
+    health: str, env: dict[str, str], open_: bool
+) -> None:
+    """A non-loopback health.host without health.token (an empty one counts as none) warns."""
+    settings = parse_settings(f"version: 1\n{health}\n", "watches.yaml", env, None)
+    report = format_check_report(settings, lambda watch: fixed(1))
+    assert ("dashboard on 0.0.0.0:8080 is open" in report) is open_
+    assert "s3cret-tok" not in report
+
+
+@pytest.mark.parametrize(
     ("name", "per_day"),
     [("hourly", 5.0), ("weekly", 25 * 52 / 365), ("paused", 0.0)],
 )

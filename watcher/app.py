@@ -36,12 +36,14 @@ def settings_from(path: Path, env: Mapping[str, str] | None = None) -> Settings:
 
 
 def register_settings_secrets(settings: Settings) -> None:
-    """The API key and every notifier URL never reach a log line, even by accident."""
+    """The API key, every notifier URL and the dashboard token never reach a log line."""
     key = settings.api.api_key.get_secret_value() if settings.api.api_key else None
     register_secret(key)
     for notifier in settings.notifiers.values():
         for url in notifier.urls:
             register_url(url.get_secret_value())
+    if settings.health.token is not None:
+        register_secret(settings.health.token.get_secret_value())
 
 
 def open_store(settings: Settings) -> Store:

@@ -52,6 +52,12 @@ def format_check_report(
     ]
     if settings.api.api_key is None:
         lines.append("warning: no API key (set api.api_key or TRENDTRACK_API_KEY)")
+    health = settings.health
+    if health.open_beyond_loopback:
+        lines.append(
+            f"warning: the dashboard on {health.host}:{health.port} is open to anyone who can "
+            "reach it: set health.token (e.g. token: ${WATCHER_DASHBOARD_TOKEN})"
+        )
     total_day = total_month = 0.0
     for watch in settings.watches:
         cost = estimate(watch)

@@ -232,7 +232,10 @@ def _env_overrides(
             message = f"WATCHER_HEALTH_PORT: should be a port number (1-65535), not {raw!r}"
             problems.append(ConfigProblem(filename, None, message))
     host = env.get("WATCHER_HEALTH_HOST") or (model.health.host if model else "127.0.0.1")
-    return base_url, _database_url(database), HealthSettings(port, host)
+    token = model.health.token if model else None
+    if token is not None and not token.get_secret_value().strip():
+        token = None  # an empty ${VAR} is no token, never a token that anything matches
+    return base_url, _database_url(database), HealthSettings(port, host, token)
 
 
 def _database_url(value: str) -> str:

@@ -202,6 +202,7 @@ class DeliveryModel(_Model):
 class HealthModel(_Model):
     port: Annotated[int, Field(ge=1, le=65535)] | None = None
     host: Text = "127.0.0.1"
+    token: SecretStr | None = None
 
 
 class RankJumpModel(_Model):

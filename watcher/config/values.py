@@ -78,8 +78,18 @@ class DeliverySettings:
 
 @dataclass(frozen=True, slots=True)
 class HealthSettings:
+    """Where ``/healthz``, ``/metrics`` and the dashboard are served, and the token that
+    guards every route but ``/healthz`` (None: open, so bound to loopback by default)."""
+
     port: int | None
     host: str
+    token: SecretStr | None = field(default=None, repr=False)
+
+    @property
+    def open_beyond_loopback(self) -> bool:
+        """Served on a non-loopback address without a token: anyone who reaches it reads it."""
+        loopback = self.host in {"127.0.0.1", "::1", "localhost"} or self.host.startswith("127.")
+        return self.port is not None and self.token is None and not loopback
 
 
 @dataclass(frozen=True, slots=True)
