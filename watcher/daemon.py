@@ -25,6 +25,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from watcher import app
 from watcher.config import Settings, Watch
+from watcher.dashboard import Source
 from watcher.errors import WatcherError
 from watcher.health import Health, HealthServer, Metrics, start_health
 from watcher.outbox import FlushReport, Outbox
@@ -93,12 +94,18 @@ class Daemon:
         else:
             app.register_settings_secrets(self.settings)
         settings = self.settings
-        self.health_server = await start_health(settings.health, self.health, self.metrics)
+        self.health_server = await start_health(
+            settings.health, self.health, self.metrics, self._dashboard_source()
+        )
         try:
             return await self._serve(settings)
         finally:
             if self.health_server is not None:
                 await self.health_server.stop()
+
+    def _dashboard_source(self) -> Source:
+        """The dashboard reads the current config and the store (None until built)."""
+        return Source(lambda: self.settings, lambda: getattr(self, "store", None), self.clock)
 
     def build(self, settings: Settings) -> None:
         """Create the store, client, runner, outbox and (unstarted) scheduler."""

@@ -1,4 +1,5 @@
-"""The daemon's health and metrics endpoints: ``GET /healthz`` and ``GET /metrics``.
+"""The daemon's health and metrics endpoints (``GET /healthz``, ``GET /metrics``), with the
+dashboard (``watcher.dashboard``) mounted beside them.
 
 The daemon owns a :class:`Health` (it calls ``tick`` on every scheduler loop and flips
 ``scheduler_running``) and a :class:`Metrics` (it reports polls, deliveries, outbox depth
@@ -6,7 +7,8 @@ and schedule lag). :func:`create_app` serves both as a Starlette app, and
 :class:`HealthServer` runs it with uvicorn inside the daemon's own event loop: it binds
 its socket itself (so a busy port is our ``HealthError``, not uvicorn's ``sys.exit``) and
 never touches signal handlers, which belong to the daemon. Off unless ``health.port`` is
-set; the only module that imports starlette's routing, uvicorn and prometheus_client.
+set; the only module that imports uvicorn and prometheus_client. With ``health.token``,
+every route but ``/healthz`` needs the token (``watcher.dashboard.TokenGuard``).
 """
 
 from __future__ import annotations
@@ -30,11 +32,13 @@ from prometheus_client import (
     generate_latest,
 )
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from watcher.config import HealthSettings
+from watcher.dashboard import Source, TokenGuard, dashboard_routes
 from watcher.errors import HealthError
 from watcher.outbox import FlushReport
 from watcher.poller import PollOutcome
@@ -200,8 +204,14 @@ class Metrics:
         return bytes(generate_latest(self.registry))
 
 
-def create_app(health: Health, metrics: Metrics) -> Starlette:
-    """The ASGI app serving ``/healthz`` (200 or 503, JSON) and ``/metrics``."""
+def create_app(
+    health: Health,
+    metrics: Metrics,
+    dashboard: Source | None = None,
+    token: str | None = None,
+) -> Starlette:
+    """The ASGI app serving ``/healthz`` (200 or 503, JSON), ``/metrics`` and, given a
+    ``dashboard`` source, the dashboard; with a ``token``, all but ``/healthz`` need it."""
 
     async def healthz(_request: Request) -> Response:
         report = health.check()
@@ -210,12 +220,14 @@ def create_app(health: Health, metrics: Metrics) -> Starlette:
     async def metrics_endpoint(_request: Request) -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    return Starlette(
-        routes=[
-            Route("/healthz", healthz, methods=["GET", "HEAD"]),
-            Route("/metrics", metrics_endpoint, methods=["GET", "HEAD"]),
-        ]
-    )
+    routes = [
+        Route("/healthz", healthz, methods=["GET", "HEAD"]),
+        Route("/metrics", metrics_endpoint, methods=["GET", "HEAD"]),
+    ]
+    if dashboard is not None:
+        routes += dashboard_routes(dashboard)
+    guard = [Middleware(TokenGuard, token=token)] if token else []
+    return Starlette(routes=routes, middleware=guard)
 
 
 class _Server(uvicorn.Server):
@@ -283,7 +295,7 @@ class HealthServer:
             self._server.serve(sockets=[self._socket]), name="health-server"
         )
         self._task.add_done_callback(self._ended)
-        logger.info("health and metrics on %s (/healthz, /metrics)", self.url)
+        logger.info("health, metrics and dashboard on %s (/healthz, /metrics, /)", self.url)
 
     async def stop(self) -> None:
         """Stop serving; bounded, never raises for a server that already ended."""
@@ -325,11 +337,16 @@ class HealthServer:
 
 
 async def start_health(
-    settings: HealthSettings, health: Health, metrics: Metrics
+    settings: HealthSettings,
+    health: Health,
+    metrics: Metrics,
+    dashboard: Source | None = None,
 ) -> HealthServer | None:
     """Start the endpoints if ``health.port`` is set; None when they are off."""
     if settings.port is None:
         return None
-    server = HealthServer(create_app(health, metrics), settings.host, settings.port)
+    token = settings.token.get_secret_value() if settings.token else None
+    app = create_app(health, metrics, dashboard, token)
+    server = HealthServer(app, settings.host, settings.port)
     await server.start()
     return server

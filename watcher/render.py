@@ -1,4 +1,5 @@
-"""Events -> alert messages, per channel; the only Jinja user.
+"""Events -> alert messages, per channel; the only Jinja user (the dashboard's fixed HTML
+pages render through :class:`HtmlPages` here too).
 
 Templates live in ``watcher/templates`` (``<name>.title.j2`` and ``<name>.body.j2`` for
 every event kind, plus ``digest``, ``summary`` and ``test``); a user folder overrides any
@@ -29,7 +30,7 @@ from __future__ import annotations
 import html
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -369,6 +370,37 @@ class Renderer:
                 continue
             final.append(group)
         return [render(group, i, len(final)) for i, group in enumerate(final, 1)]
+
+
+class HtmlPages:
+    """Fixed HTML templates from a package folder (the dashboard's pages).
+
+    Not user-editable, so not sandboxed; autoescaped, so every ``{{ }}`` is HTML-escaped
+    once (attributes included), and ``StrictUndefined``, so a typo is an error.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        helpers: Mapping[str, Callable[..., object]] | None = None,
+        filters: Mapping[str, Callable[..., object]] | None = None,
+    ) -> None:
+        self._env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(folder),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self._env.globals.update(helpers or {})
+        self._env.filters.update(filters or {})
+
+    def render(self, name: str, **context: object) -> str:
+        try:
+            return self._env.get_template(name).render(**context)
+        except jinja2.TemplateError as exc:
+            raise TemplateError(f"page template {name}: {exc}") from exc
 
 
 def _template_name(kind: EventKind | str) -> str:
