@@ -11,7 +11,7 @@ import pytest
 from tests.trendtrack.fakes import item_json
 from watcher.models import ItemStatus, ItemType
 from watcher.trendtrack import ApiItem, parse_items, to_item
-from watcher.trendtrack.models import Freshness, Usage, parse_pagination
+from watcher.trendtrack.models import ApiFreshness, Usage, parse_pagination
 
 
 def test_full_item_parses_every_documented_field() -> None:
@@ -183,7 +183,7 @@ def test_usage_and_freshness_models() -> None:
     assert usage.recurring
     assert usage.recurring.used == 1000
     assert usage.total_remaining == 9000
-    fresh = Freshness.model_validate(
+    fresh = ApiFreshness.model_validate(
         {"latestReadyDate": "2026-04-23", "dataFreshnessLagDays": 1, "generatedAt": None}
     )
     assert fresh.latest_ready_date is not None

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from watcher.models import KeywordMode, Order, Pinned, SearchArea, SortBy, StatusFilter, TypeFilter
 from watcher.trendtrack.models import (
+    ApiFreshness,
     ApiItem,
-    Freshness,
     Page,
     Pagination,
     Usage,
@@ -20,8 +20,8 @@ from watcher.trendtrack.models import (
 from watcher.trendtrack.params import ListParams, QueryBody
 
 __all__ = [
+    "ApiFreshness",
     "ApiItem",
-    "Freshness",
     "KeywordMode",
     "ListParams",
     "Order",

@@ -40,8 +40,8 @@ from watcher.errors import (
 from watcher.models import Item
 from watcher.trendtrack.meter import CreditMeter, UsageCallback, UsageRecord
 from watcher.trendtrack.models import (
+    ApiFreshness,
     ApiItem,
-    Freshness,
     Page,
     Usage,
     parse_items,
@@ -197,11 +197,11 @@ class TrendTrackClient:
         )
         return usage
 
-    async def freshness(self) -> Freshness:
+    async def freshness(self) -> ApiFreshness:
         """``GET /v1/system/freshness``: when the dataset was last refreshed (free)."""
         reply = await self._request("GET", FRESHNESS, FRESHNESS)
         data = reply.payload.get("data")
-        return Freshness.model_validate(
+        return ApiFreshness.model_validate(
             {**(data if isinstance(data, dict) else {}), "status": reply.payload.get("status")}
         )
 

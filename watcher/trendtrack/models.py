@@ -74,7 +74,7 @@ class Content(ApiModel):
     music: Music | None = None
 
 
-class Metrics(ApiModel):
+class ApiMetrics(ApiModel):
     views: int | None = None
     likes: int | None = None
     comments: int | None = None
@@ -167,7 +167,7 @@ class ApiItem(ApiModel):
     days_running: int | None = None
     media: Media | None = None
     content: Content | None = None
-    metrics: Metrics | None = None
+    metrics: ApiMetrics | None = None
     profile: Profile | None = None
     shop: Shop | None = None
     pin: Pin | None = None
@@ -204,7 +204,7 @@ class Usage(ApiModel):
     total_remaining: int | None = None
 
 
-class Freshness(ApiModel):
+class ApiFreshness(ApiModel):
     """``GET /v1/system/freshness``: the ``data`` object, plus the top-level ``status``."""
 
     status: str | None = None
@@ -328,7 +328,7 @@ def _enum_or_none(cls: type[_E], value: str | None) -> _E | None:
 
 def to_item(api: ApiItem) -> Item:
     """Reduce an API item to the domain ``Item``; unknown enum values become ``None``."""
-    metrics = api.metrics or Metrics()
+    metrics = api.metrics or ApiMetrics()
     profile = api.profile or Profile()
     content = api.content or Content()
     shop = api.shop or Shop()
