@@ -72,6 +72,7 @@ class Daemon:
     clock: Callable[[], datetime] = utcnow
     on_poll: list[PollHook] = field(default_factory=list)
     settings: Settings | None = None
+    stop_grace: float = STOP_GRACE_SECONDS
 
     def __post_init__(self) -> None:
         self.stop = asyncio.Event()
@@ -164,14 +165,23 @@ class Daemon:
 
     async def _shutdown(self, tasks: list[asyncio.Task[Any]], started: datetime) -> None:
         """Stop scheduling, let polls in flight finish (bounded), flush what can be sent."""
+        # Pause first: shutting APScheduler down cancels the jobs it is running at once,
+        # so polls in flight are waited for (as the log says), then cancelled, quietly.
         if self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
+            self.scheduler.pause()
         self.health.scheduler_running = False
         if self.in_flight:
-            logger.info("waiting up to %.0fs for %d polls", STOP_GRACE_SECONDS, len(self.in_flight))
-            _done, pending = await asyncio.wait(self.in_flight, timeout=STOP_GRACE_SECONDS)
+            logger.info("waiting up to %.0fs for %d polls", self.stop_grace, len(self.in_flight))
+            _done, pending = await asyncio.wait(self.in_flight, timeout=self.stop_grace)
             for task in pending:
                 task.cancel()  # safe: a poll's results are stored in one transaction or not
+            if pending:
+                await asyncio.wait(pending, timeout=5)
+                logger.info(
+                    "cancelled %d polls still running after %.0fs", len(pending), self.stop_grace
+                )
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
         # The outbox worker ends after its current pass (never cut mid-send, which would
         # send that message again); one last pass sends what the last polls recorded.
         worker = [task for task in tasks if task.get_name() == "outbox"]
@@ -243,6 +253,11 @@ class Daemon:
             self.in_flight.add(task)
         try:
             outcome = await self._poll(watch)
+        except asyncio.CancelledError:
+            if not self.stop.is_set():
+                raise
+            logger.info("poll watch=%s cancelled at stop", watch.name)
+            return  # stopping: the poll stored all of its results or none; no traceback
         finally:
             if task is not None:
                 self.in_flight.discard(task)
