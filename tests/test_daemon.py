@@ -288,11 +288,13 @@ async def test_metrics_follow_polls_lag_and_deliveries(daemon: Daemon) -> None:
 async def test_every_poll_logs_one_line_with_its_figures(
     daemon: Daemon, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Even a paused poll logs its line, with watch and outcome as fields."""
+    """Even a paused poll logs its line, with watch and outcome as fields, at DEBUG (a poll
+    that read and found nothing is no news at INFO)."""
     daemon.runner.pause = Pause("credits", NOW)
-    with caplog.at_level(logging.INFO, logger="watcher.run"):
+    with caplog.at_level(logging.DEBUG, logger="watcher.run"):
         await daemon._poll_job("b")
     [record] = [r for r in caplog.records if r.name == "watcher.run"]
+    assert record.levelno == logging.DEBUG
     assert (record.__dict__["watch"], record.__dict__["outcome"]) == ("b", "paused")
     for field in ("items", "events", "credits", "duration_ms"):
         assert hasattr(record, field)

@@ -222,3 +222,37 @@ async def test_once_retries_a_backing_off_delivery_now(
     process.close()
     assert len(rx.requests) == 2
     assert delivery_states(settings)["sent"] == 1
+
+
+def test_check_reports_every_bad_delivery_key_with_its_line(tmp_path: Path) -> None:
+    """Bad quiet hours, days, digest and milestones are errors naming their lines."""
+    path = tmp_path / "watches.yaml"
+    path.write_text(
+        "\n".join(
+            [
+                "version: 1",
+                "api: {api_key: tt_test}",
+                "notifiers:",
+                "  team:",
+                '    urls: ["json://127.0.0.1:9/x"]',
+                '    quiet_hours: {from: "25:00", to: "08:00"}',
+                "  mail:",
+                '    urls: ["json://127.0.0.1:9/y"]',
+                '    quiet_hours: {from: "22:00", to: "08:00", days: [mon, someday]}',
+                "    digest: {every: 1d, cronn: x}",
+                "watches:",
+                "  - name: acme",
+                "    handle: acme",
+                "    milestones: [0]",
+            ]
+        )
+        + "\n",
+        "utf-8",
+    )
+    result = CliRunner().invoke(cli, ["check", "-c", str(path)])
+    assert result.exit_code == 1
+    out = result.output
+    assert ":6:" in out and "HH:MM" in out
+    assert ":9:" in out and "someday" in out
+    assert ":10:" in out and "cronn" in out
+    assert ":14:" in out and "milestones" in out

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ TICK_SECONDS = 5.0
 STOP_GRACE_SECONDS = 20.0
 FLUSH_GRACE_SECONDS = 10.0
 PRUNE_EVERY = timedelta(hours=6)
+SUMMARY_EVERY = timedelta(hours=1)  # the periodic summary line at INFO
 PollHook = Callable[[PollOutcome], None]
 
 
@@ -284,14 +285,34 @@ class Daemon:
             logger.exception("poll watch=%s crashed", watch.name)
             return PollOutcome(watch.name, Outcome.FAILED)
 
+    async def _summary(self, since: Totals, sent: int, period: timedelta) -> None:
+        """The periodic one-line summary at INFO (per-poll lines of idle polls are DEBUG)."""
+        t = self.totals
+        pending = await asyncio.to_thread(self.store.outbox_depth)
+        logger.info(
+            "last %s: %d polls (%d failed), %d events, %d credits, %d delivered, %d pending",
+            str(period).split(".")[0],
+            t.polls - since.polls,
+            t.failed - since.failed,
+            t.events - since.events,
+            t.credits - since.credits,
+            self.outbox.totals.sent - sent,
+            pending,
+        )
+
     async def _ticker(self) -> None:
-        """Liveness tick, metrics, pause recovery, retention."""
+        """Liveness tick, metrics, pause recovery, retention, the periodic summary."""
         last_prune: datetime | None = None
+        summary_at, summary_totals, summary_sent = self.clock(), replace(self.totals), 0
         while not self.stop.is_set():
             now = self.clock()
             self.last_tick = now
             self.health.tick(now)
             await self._report_metrics()
+            if now - summary_at >= SUMMARY_EVERY:
+                await self._summary(summary_totals, summary_sent, now - summary_at)
+                summary_at, summary_totals = now, replace(self.totals)
+                summary_sent = self.outbox.totals.sent
             try:
                 if self.runner.pause is not None:
                     await self.runner.resume_if_possible()

@@ -272,8 +272,15 @@ class Runner:
 
 
 def _log_poll(outcome: PollOutcome) -> PollOutcome:
-    """One log line per poll, whatever its outcome, with its figures as fields."""
-    level = logging.WARNING if outcome.outcome.failure else logging.INFO
+    """One log line per poll with its figures as fields: WARNING for a failure, INFO for
+    a poll that read or found something, DEBUG for the rest (a free poll finding no new
+    refresh says nothing worth a line; the daemon logs a periodic summary instead)."""
+    if outcome.outcome.failure:
+        level = logging.WARNING
+    elif outcome.items or outcome.events or outcome.credits:
+        level = logging.INFO
+    else:
+        level = logging.DEBUG
     logger.log(
         level,
         "poll watch=%s outcome=%s items=%d events=%d credits=%d duration_ms=%d%s",
