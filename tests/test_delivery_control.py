@@ -252,7 +252,11 @@ def test_check_reports_every_bad_delivery_key_with_its_line(tmp_path: Path) -> N
     result = CliRunner().invoke(cli, ["check", "-c", str(path)])
     assert result.exit_code == 1
     out = result.output
-    assert ":6:" in out and "HH:MM" in out
-    assert ":9:" in out and "someday" in out
-    assert ":10:" in out and "cronn" in out
-    assert ":14:" in out and "milestones" in out
+    assert ":6:" in out
+    assert "HH:MM" in out
+    assert ":9:" in out
+    assert "someday" in out
+    assert ":10:" in out
+    assert "cronn" in out
+    assert ":14:" in out
+    assert "milestones" in out
