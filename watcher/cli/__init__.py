@@ -8,58 +8,19 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 import click
 
 from watcher import __version__
+from watcher.cli.base import CONFIG_HELP, CommandGroup, fail
+from watcher.cli.silence import silence
 
 if TYPE_CHECKING:
     from watcher.config import Settings
-from watcher.errors import WatcherError
-
-CONFIG_HELP = "Path to watches.yaml (default: $WATCHER_CONFIG, else ./watches.yaml)."
 
 
-def _fail(message: str) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(1)
-
-
-def _set_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
-    if value is not None:
-        ctx.ensure_object(dict)
-        ctx.obj["config"] = Path(value)
-
-
-def _config_option() -> click.Option:
-    """``-c/--config`` after the subcommand: the same as before it."""
-    return click.Option(
-        ["-c", "--config"],
-        metavar="PATH",
-        help=CONFIG_HELP,
-        expose_value=False,
-        callback=_set_config,
-    )
-
-
-class _Group(click.Group):
-    """Turns our own errors into one clear line and exit code 1, never a traceback; every
-    command it holds also takes ``-c/--config``."""
-
-    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
-        if not any("--config" in getattr(p, "opts", ()) for p in cmd.params):
-            cmd.params.append(_config_option())
-        super().add_command(cmd, name)
-
-    def invoke(self, ctx: click.Context) -> object:
-        try:
-            return super().invoke(ctx)
-        except WatcherError as exc:
-            _fail(str(exc))
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="watcher")
 @click.option(
     "-c",
@@ -201,7 +162,7 @@ def test_notify(ctx: click.Context, notifiers: tuple[str, ...]) -> None:
     names = notifiers or tuple(settings.notifiers)
     unknown = [name for name in names if name not in settings.notifiers]
     if unknown:
-        _fail(f"no notifier named {', '.join(unknown)}")
+        fail(f"no notifier named {', '.join(unknown)}")
     renderer = app.renderer_for(settings)
     failed = False
     for name in names:
@@ -229,7 +190,7 @@ def render(ctx: click.Context, event: str, notifier: str | None) -> None:
     from watcher.samples import sample_event
 
     if event not in set(EventKind):
-        _fail(f"unknown event {event!r}; one of: {', '.join(EventKind)}")
+        fail(f"unknown event {event!r}; one of: {', '.join(EventKind)}")
     path: Path = ctx.obj["config"]
     channel, renderer = TEXT, GuardedRenderer()
     if path.exists():
@@ -237,17 +198,17 @@ def render(ctx: click.Context, event: str, notifier: str | None) -> None:
         renderer = app.renderer_for(settings)
         if notifier is not None:
             if notifier not in settings.notifiers:
-                _fail(f"no notifier named {notifier}")
+                fail(f"no notifier named {notifier}")
             urls = settings.notifiers[notifier].urls
             channel = channel_for_url(urls[0].get_secret_value()) if urls else TEXT
     elif notifier is not None:
-        _fail(f"{path} not found: --notifier needs a config file")
+        fail(f"{path} not found: --notifier needs a config file")
     from watcher.errors import TemplateError
 
     try:
         message = renderer.render_event(sample_event(event), channel)
     except TemplateError as exc:
-        _fail(f"template: {exc}")
+        fail(f"template: {exc}")
     click.echo(f"{message.title}\n\n{message.body}")
 
 
@@ -309,113 +270,6 @@ def status(ctx: click.Context, as_json: bool) -> None:
         click.echo(format_status(report))
 
 
-@cli.group(cls=_Group)
-def silence() -> None:
-    """Mute matching alerts for a while (stored in the state database)."""
-
-
-@silence.command("add")
-@click.option("--for", "duration", metavar="DURATION", help="How long, e.g. 2h, 7d.")
-@click.option("--until", metavar="ISO", help="Until this time (the config's time zone).")
-@click.option("--watch", metavar="NAME", help="Alerts of this watch.")
-@click.option("--handle", metavar="H", help="Alerts about this profile handle.")
-@click.option("--shop", metavar="ID", help="Alerts about this shop (id or domain).")
-@click.option("--item", metavar="ID", help="Alerts about this item (item id or tiktokId).")
-@click.option("--kind", "kinds", multiple=True, metavar="K", help="This event kind (repeatable).")
-@click.option("--reason", metavar="TEXT", help="Why, shown in lists and the end notice.")
-@click.pass_context
-def silence_add(
-    ctx: click.Context,
-    duration: str | None,
-    until: str | None,
-    watch: str | None,
-    handle: str | None,
-    shop: str | None,
-    item: str | None,
-    kinds: tuple[str, ...],
-    reason: str | None,
-) -> None:
-    """Mute matching alerts until the silence ends; prints its id."""
-    from datetime import UTC, datetime
-
-    from watcher import app
-    from watcher.models import EventKind
-    from watcher.silencing import silence_end
-    from watcher.store.control import Control
-
-    unknown = [k for k in kinds if k not in set(EventKind)]
-    if unknown:
-        raise click.BadParameter(f"unknown event kind {unknown[0]!r}", param_hint="--kind")
-    if not (watch or handle or shop or item or kinds):
-        raise click.UsageError(
-            "give at least one matcher: --watch, --handle, --shop, --item or --kind"
-        )
-    settings = app.settings_from(ctx.obj["config"])
-    now = datetime.now(UTC)
-    try:
-        end = silence_end(now, duration, until, settings.timezone)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
-    store = app.open_store(settings)
-    try:
-        silence_id = Control(store).add_silence(
-            now, end, watch=watch, handle=handle, shop=shop, item=item, kinds=kinds, reason=reason
-        )
-    finally:
-        store.close()
-    click.echo(silence_id)
-
-
-@silence.command("list")
-@click.option("--all", "everything", is_flag=True, help="Ended silences too.")
-@click.option("--json", "as_json", is_flag=True, help="JSON lines, one silence each.")
-@click.pass_context
-def silence_list(ctx: click.Context, everything: bool, as_json: bool) -> None:
-    """Show active silences (with --all, ended ones too) and the alerts each held."""
-    import json
-    from datetime import UTC, datetime
-
-    from watcher import app
-    from watcher.silencing import format_silences, silence_json
-    from watcher.store.control import Control
-
-    settings = app.settings_from(ctx.obj["config"])
-    now = datetime.now(UTC)
-    store = app.open_store(settings)
-    try:
-        views = Control(store).silences(everything=everything, now=now)
-    finally:
-        store.close()
-    if as_json:
-        for view in views:
-            click.echo(json.dumps(silence_json(view, now), ensure_ascii=False))
-    elif views:
-        click.echo(format_silences(views, now, settings.timezone))
-    else:
-        click.echo("no silences" if everything else "no active silences")
-
-
-@silence.command("expire")
-@click.argument("silence_id", metavar="ID", type=int)
-@click.pass_context
-def silence_expire(ctx: click.Context, silence_id: int) -> None:
-    """End a silence now (its notifiers then hear what it held)."""
-    from datetime import UTC, datetime
-
-    from watcher import app
-    from watcher.store.control import Control
-
-    settings = app.settings_from(ctx.obj["config"])
-    store = app.open_store(settings)
-    try:
-        ended = Control(store).expire_silence(silence_id, datetime.now(UTC))
-    finally:
-        store.close()
-    if not ended:
-        _fail(f"no active silence {silence_id}")
-    click.echo(f"silence {silence_id} expired")
-
-
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8765, show_default=True, type=int)
@@ -458,3 +312,6 @@ def demo() -> None:
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="watcher")
+
+
+cli.add_command(silence)
