@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from watcher.detect import FirstRun, Observation, Rules, WatchState, baseline, detect
 from watcher.models import Event, EventKind, Item, ItemStatus, ItemType
+from watcher.store import Store
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -99,3 +101,24 @@ def test_milestones_need_opting_in() -> None:
     ).state
     result = detect(rules, state, Observation(at=T0 + 10 * DAY, refresh="d10"))
     assert result.events == ()
+
+
+def test_a_milestone_borrows_handle_and_caption_from_the_items_last_event(
+    tmp_path: Path,
+) -> None:
+    """An alert built from memory still names the handle and caption (from the store)."""
+    store = Store(f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        full = replace(ad(1, days=0), caption="gummies drop", views=10)
+        store.record_event(Event("w|new_ad|i1|new", EventKind.NEW_AD, "w", T0, full), {})
+        bare = Item(id="i1", tiktok_id="7001", type=ItemType.AD, views=99, days_running=7)
+        milestone = Event("w|ad_milestone|i1|7d", EventKind.AD_MILESTONE, "w", T0, bare)
+        store.record_event(milestone, {})
+        [latest, _] = store.events()
+    finally:
+        store.close()
+    assert latest.event.item is not None
+    assert latest.event.item.handle == "rival"
+    assert latest.event.item.caption == "gummies drop"
+    assert latest.event.item.views == 99
+    assert latest.event.item.days_running == 7

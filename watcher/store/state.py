@@ -28,6 +28,7 @@ from watcher.detect import Detection, Seen, WatchState
 from watcher.errors import StoreError
 from watcher.models import Event, EventKind, item_to_json
 from watcher.planner.steps import Outcome, Resume
+from watcher.store.snapshots import with_snapshots
 from watcher.store.tables import (
     CreditRow,
     DeliveryRow,
@@ -394,6 +395,7 @@ class Store:
                 del fresh[key]  # recorded by an earlier run of this poll
         if not fresh:
             return ()
+        fresh = with_snapshots(connection, fresh)
         rows = [
             {
                 "key": ev.key,
