@@ -273,14 +273,16 @@ class Runner:
 
 def _log_poll(outcome: PollOutcome) -> PollOutcome:
     """One log line per poll with its figures as fields: WARNING for a failure, INFO for
-    a poll that read or found something, DEBUG for the rest (a free poll finding no new
-    refresh says nothing worth a line; the daemon logs a periodic summary instead)."""
+    a poll that read something (a new refresh), DEBUG for the rest: a free poll finding no
+    new refresh, a paused or shed one, says nothing worth a line (the daemon logs a
+    periodic summary instead)."""
+    idle = outcome.outcome in {Outcome.SKIPPED, Outcome.PAUSED, Outcome.SHED}
     if outcome.outcome.failure:
         level = logging.WARNING
-    elif outcome.items or outcome.events or outcome.credits:
-        level = logging.INFO
-    else:
+    elif idle and not (outcome.items or outcome.events or outcome.credits):
         level = logging.DEBUG
+    else:
+        level = logging.INFO
     logger.log(
         level,
         "poll watch=%s outcome=%s items=%d events=%d credits=%d duration_ms=%d%s",
