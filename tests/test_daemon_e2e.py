@@ -573,7 +573,7 @@ def test_auth_and_credit_pauses_alert_once_and_resume(
     cfg.write_text(text("e2e-wrong-key-3c9d1e"), "utf-8")
     daemon = launch(daemons, cfg)
     wait_ops(rx, "/t7/ops", "auth_rejected")
-    paused = daemon.wait_poll("a", "paused")
+    paused = daemon.wait(says("ops: auth_rejected"))  # paused polls themselves log at DEBUG
     assert not daemon.find(lambda line: is_poll(line, "a", "baseline"))
 
     write_atomically(cfg, text(key))
@@ -582,7 +582,7 @@ def test_auth_and_credit_pauses_alert_once_and_resume(
 
     sim.set_credits(0, key)
     wait_ops(rx, "/t7/ops", "credits_exhausted")
-    stopped = daemon.wait_poll("a", "paused")
+    stopped = daemon.wait(says("ops: credits_exhausted"))
     sim.set_credits(10_000, key)
     resumed = daemon.wait(says("polling resumes"), after=stopped)
     daemon.wait(lambda line: is_poll(line, "a") and line["outcome"] != "paused", after=resumed)
