@@ -23,7 +23,7 @@ from typing import Any
 from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from watcher import app
+from watcher import app, dblock
 from watcher.config import Settings, Watch
 from watcher.dashboard import Source
 from watcher.errors import WatcherError
@@ -74,6 +74,7 @@ class Daemon:
     on_poll: list[PollHook] = field(default_factory=list)
     settings: Settings | None = None
     stop_grace: float = STOP_GRACE_SECONDS
+    db_lock: dblock.DatabaseLock | None = None
 
     def __post_init__(self) -> None:
         self.stop = asyncio.Event()
@@ -113,6 +114,7 @@ class Daemon:
         """Create the store, client, runner, outbox and (unstarted) scheduler."""
         self.settings = settings
         client = app.daemon_client(settings)  # first: a missing key fails before the store opens
+        self.db_lock = dblock.acquire(settings.state.database, purpose="`watcher run`")
         self.store = store = app.open_store(settings)
         self.runner = Runner(
             settings, store, client, clock=self.clock, freshness_ttl=freshness_ttl(settings)
@@ -148,6 +150,8 @@ class Daemon:
             await self._shutdown(tasks, started)
             await self.runner.client.aclose()
             store.close()
+            if self.db_lock is not None:
+                self.db_lock.release()  # after the store: see dblock
         return 0
 
     def request_stop(self) -> None:

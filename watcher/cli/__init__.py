@@ -71,17 +71,23 @@ def run(ctx: click.Context) -> None:
 @click.pass_context
 def once(ctx: click.Context, watches: tuple[str, ...], dry_run: bool) -> None:
     """Poll the named (default: all) watches once, deliver their alerts, exit."""
-    from watcher import app
+    from watcher import app, dblock
 
     settings = app.settings_from(ctx.obj["config"])
     chosen = app.select_watches(settings, watches)
-    store = app.open_store(settings)
+    # A dry run sends and stores nothing: it may run beside a daemon; a real one may not.
+    lock = None if dry_run else dblock.acquire(settings.state.database, purpose="`watcher once`")
     try:
-        result = asyncio.run(app.poll_once(settings, store, chosen, dry_run=dry_run))
-        renderer = app.renderer_for(settings) if dry_run else None
-        app.print_outcomes(result, sys.stdout, renderer)
+        store = app.open_store(settings)
+        try:
+            result = asyncio.run(app.poll_once(settings, store, chosen, dry_run=dry_run))
+            renderer = app.renderer_for(settings) if dry_run else None
+            app.print_outcomes(result, sys.stdout, renderer)
+        finally:
+            store.close()
     finally:
-        store.close()
+        if lock is not None:
+            lock.release()
     if result.failed:
         sys.exit(1)
 
