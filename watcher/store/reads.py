@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from watcher.errors import StoreError
+from watcher.store.failures import in_words
 from watcher.store.state import Store
 from watcher.store.tables import CreditRow, DeliveryRow, EventRow, PollRow, WatchRow
 from watcher.store.values import DeliveryView, EventView, event_from_row
@@ -69,7 +70,7 @@ class Reads:
             with Session(self._engine) as session:
                 yield session
         except SQLAlchemyError as exc:
-            raise StoreError(f"state database read failed: {exc}") from exc
+            raise StoreError(f"state database read failed: {in_words(exc)}") from exc
 
     def events(
         self,

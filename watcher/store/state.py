@@ -28,6 +28,7 @@ from watcher.detect import Detection, Seen, WatchState
 from watcher.errors import StoreError
 from watcher.models import Event, EventKind, item_to_json
 from watcher.planner.steps import Outcome, Resume
+from watcher.store.failures import in_words
 from watcher.store.snapshots import with_snapshots
 from watcher.store.tables import (
     CreditRow,
@@ -177,7 +178,7 @@ class Store:
             if migrate:
                 self.migrate()
         except (SQLAlchemyError, ImportError) as exc:  # ImportError: the driver is missing
-            raise StoreError(f"cannot open the state database: {exc}") from exc
+            raise StoreError(f"cannot open the state database: {in_words(exc)}") from exc
 
     def __repr__(self) -> str:
         return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
@@ -200,7 +201,7 @@ class Store:
             try:
                 command.upgrade(cfg, "head")
             except CommandError as exc:  # e.g. a database written by a newer watcher
-                raise StoreError(f"cannot migrate the state database: {exc}") from exc
+                raise StoreError(f"cannot migrate the state database: {in_words(exc)}") from exc
 
     def schema_version(self) -> str | None:
         """The alembic revision the database is at, or None for a new database."""
@@ -220,7 +221,7 @@ class Store:
                 with Session(self.engine) as session, session.begin():
                     yield session
             except SQLAlchemyError as exc:
-                raise StoreError(f"state database write failed: {exc}") from exc
+                raise StoreError(f"state database write failed: {in_words(exc)}") from exc
 
     @contextmanager
     def _read(self) -> Iterator[Session]:
@@ -228,7 +229,7 @@ class Store:
             with Session(self.engine) as session:
                 yield session
         except SQLAlchemyError as exc:
-            raise StoreError(f"state database read failed: {exc}") from exc
+            raise StoreError(f"state database read failed: {in_words(exc)}") from exc
 
     # --- watches and their memory -------------------------------------------------------
 
