@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -69,8 +70,19 @@ def _stage(sim: SimHandle, targets: Mapping[str, str]) -> None:
         sim.change("rank", itemId=climbers[0]["id"], rank=max(1, rank - 35))
 
 
-def demo_config(base_url: str, api_key: str, db: Path, targets: Mapping[str, str]) -> str:
-    """The demo's watches.yaml: four watches, alerts to the terminal."""
+def free_port() -> int:
+    """A loopback port free right now, for the demo's dashboard."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def demo_config(
+    base_url: str, api_key: str, db: Path, targets: Mapping[str, str], port: int = 8080
+) -> str:
+    """The demo's watches.yaml: four watches, alerts to the terminal, the dashboard on
+    ``port`` (loopback)."""
     return f"""\
 # The demo config `watcher demo` writes; copy it as a starting point for your own.
 version: 1
@@ -80,6 +92,11 @@ api:
   max_requests_per_minute: 600
 state:
   database: sqlite:///{db}
+budget:
+  monthly_credits: 10000
+health:                        # /healthz, /metrics and the dashboard
+  port: {port}
+  host: 127.0.0.1
 defaults:
   every: {POLL_EVERY}          # polls between data refreshes are free
   on_first_run: silent
@@ -131,13 +148,14 @@ def run_demo() -> int:
     with tempfile.TemporaryDirectory(prefix="watcher-demo-") as folder, _world() as sim:
         targets = _pick_targets(sim)
         path = Path(folder) / "watches.yaml"
-        path.write_text(
-            demo_config(sim.base_url, sim.api_key, Path(folder) / "demo.db", targets), "utf-8"
-        )
+        port = free_port()
+        db = Path(folder) / "demo.db"
+        path.write_text(demo_config(sim.base_url, sim.api_key, db, targets, port), "utf-8")
         _stage(sim, targets)
         print(
             f"watcher demo: simulator on {sim.base_url} (a simulated day every "
             f"{DAY_SECONDS:.0f}s), config {path}\n"
+            f"Dashboard: http://127.0.0.1:{port}/ (fills as changes are detected)\n"
             "Alerts print below as the daemon detects them; Ctrl-C stops.\n",
             flush=True,
         )
