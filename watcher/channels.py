@@ -4,7 +4,7 @@ A ``Channel`` is a kind of notifier (format and size budget), found by the notif
 scheme. Hostile text (everything TikTok serves) is cleaned of bad surrogates, control,
 zero-width and bidi-override characters, has its mentions neutralised and is escaped
 per format; captions are truncated on character boundaries; numbers and dates are
-written for people. ``render.py`` applies these in its Jinja environment.
+written for people. ``watcher.render`` applies these in its Jinja environment.
 """
 
 from __future__ import annotations

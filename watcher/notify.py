@@ -5,7 +5,7 @@ a URL by its position and scheme only: notifier URLs carry tokens and passwords.
 own logger (and urllib3's, which logs request paths) is kept at WARNING, and every record
 they emit passes through ``hide_urls``.
 
-What we hand apprise per channel (see ``render.py`` for what our escaping already did):
+What we hand apprise per channel (see ``watcher.render`` for what our escaping already did):
 
 - Slack: ``markdown``; apprise converts CommonMark to mrkdwn and entity-escapes ``&<>``.
 - Telegram: ``html``; apprise reduces it to Telegram's tags (parse_mode HTML). apprise

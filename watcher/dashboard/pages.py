@@ -1,5 +1,5 @@
 """The dashboard's HTML: Jinja templates shipped in the package, autoescaped (rendered by
-``watcher.render.HtmlPages``, so Jinja stays in one module).
+``watcher.render.pages.HtmlPages``, so Jinja stays in one module).
 
 The alerts' templates (``watcher.render``) escape per chat format and are overridable by
 users; these are the dashboard's own, fixed, and escape for HTML only: every ``{{ }}``
@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import urlencode
 
-from watcher.render import HtmlPages
+from watcher.render.pages import HtmlPages
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC_TYPES = {

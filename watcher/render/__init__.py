@@ -30,7 +30,7 @@ from __future__ import annotations
 import html
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -58,7 +58,7 @@ from watcher.errors import TemplateError
 from watcher.models import Event, EventKind, Item
 from watcher.samples import sample_event
 
-PACKAGE_TEMPLATES = Path(__file__).parent / "templates"
+PACKAGE_TEMPLATES = Path(__file__).parent.parent / "templates"
 DEFAULT_MAX_CHARS = 200_000
 DEFAULT_DIGEST_THRESHOLD = 10
 SUMMARY_TOP = 5
@@ -370,37 +370,6 @@ class Renderer:
                 continue
             final.append(group)
         return [render(group, i, len(final)) for i, group in enumerate(final, 1)]
-
-
-class HtmlPages:
-    """Fixed HTML templates from a package folder (the dashboard's pages).
-
-    Not user-editable, so not sandboxed; autoescaped, so every ``{{ }}`` is HTML-escaped
-    once (attributes included), and ``StrictUndefined``, so a typo is an error.
-    """
-
-    def __init__(
-        self,
-        folder: Path,
-        *,
-        helpers: Mapping[str, Callable[..., object]] | None = None,
-        filters: Mapping[str, Callable[..., object]] | None = None,
-    ) -> None:
-        self._env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(folder),
-            autoescape=True,
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
-        self._env.globals.update(helpers or {})
-        self._env.filters.update(filters or {})
-
-    def render(self, name: str, **context: object) -> str:
-        try:
-            return self._env.get_template(name).render(**context)
-        except jinja2.TemplateError as exc:
-            raise TemplateError(f"page template {name}: {exc}") from exc
 
 
 def _template_name(kind: EventKind | str) -> str:
