@@ -237,7 +237,7 @@ def events(ctx: click.Context, watch: str | None, since: str, as_json: bool) -> 
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--since") from None
     settings = app.settings_from(ctx.obj["config"])
-    store = Store(settings.state.database)
+    store = Store(settings.state.database, read_only=True)
     try:
         views = read_events(store, datetime.now(UTC), window, watch)
     finally:
@@ -265,7 +265,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     from watcher.store import Store
 
     settings = app.settings_from(ctx.obj["config"])
-    store = Store(settings.state.database)
+    store = Store(settings.state.database, read_only=True)
     try:
         report = build_status(settings, store, datetime.now(UTC))
     finally:

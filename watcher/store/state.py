@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, and_, delete, event, func, inspect, or_, text, update
@@ -29,6 +30,7 @@ from watcher.errors import StoreError
 from watcher.models import Event, EventKind, item_to_json
 from watcher.planner.steps import Outcome, Resume
 from watcher.store.failures import in_words
+from watcher.store.readonly import read_only_engine
 from watcher.store.snapshots import with_snapshots
 from watcher.store.tables import (
     CreditRow,
@@ -70,6 +72,14 @@ SCHEMA_HEAD = "0003_delivery_control"
 _IN_CHUNK = 500
 """Keys per ``IN (...)`` lookup, well under SQLite's bound-parameter limit."""
 """The latest migration's revision; ``tests/test_store.py`` checks it against alembic."""
+
+
+def _existing_sqlite_file(url: str) -> Path | None:
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        return None
+    path = Path(url.removeprefix(prefix).split("?", 1)[0])
+    return path if path.is_file() else None
 
 
 def _install_sqlite_pragmas(engine: Engine) -> None:
@@ -161,11 +171,21 @@ def _sqlite_insert(table: str, columns: Sequence[str], conflict: str = "") -> st
 class Store:
     """The state database. Thread-safe; one writer at a time."""
 
-    def __init__(self, url: str, *, migrate: bool = True) -> None:
+    def __init__(self, url: str, *, migrate: bool = True, read_only: bool = False) -> None:
+        """Open (and migrate) the database at ``url``.
+
+        ``read_only`` (for commands that only read): an existing SQLite file is opened
+        with ``mode=ro``, without the WAL pragma or a migration, so it works in a
+        read-only folder; every write then fails.
+        """
         self.url = url
         self._write_lock = threading.Lock()
+        ro_path = _existing_sqlite_file(url) if read_only else None
         try:
-            if url.startswith("sqlite"):
+            if ro_path is not None:
+                self.engine = read_only_engine(ro_path)
+                migrate = False
+            elif url.startswith("sqlite"):
                 self.engine = create_engine(
                     url, connect_args={"check_same_thread": False, "timeout": 10}
                 )
