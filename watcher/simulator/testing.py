@@ -31,6 +31,7 @@ from watcher.simulator.faults import quiet_reset_faults
 from watcher.simulator.params import WorldParams
 
 READY_TIMEOUT = 30.0
+STOP_TIMEOUT = 30.0
 DAY_SECONDS = 86400
 
 
@@ -146,8 +147,9 @@ def running_simulator(
             yield SimHandle(base_url, config.api_keys[0], http)
     finally:
         server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+        thread.join(timeout=STOP_TIMEOUT)
+        if not thread.is_alive():  # uvicorn closes it itself; never pull it from under it
+            sock.close()
 
 
 @functools.cache
