@@ -28,9 +28,10 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # Coverage of watcher/ (statements and branches, in-process: the daemon's subprocess
-# tests are not counted). Measured 88 % on 2026-12-01 (6,616 statements, 1,568 branches);
-# the floor sits 3 points below, so code landing with its tests passes and a change that
-# drops a module's tests fails, without tripping on a point of noise.
+# tests are not counted). Measured 88 % on 2026-12-01 (6,616 statements, 1,568 branches),
+# 91 % later that day (7,398 and 1,812) as more tested code landed; the floor sits a few
+# points below, so code landing with its tests passes and a change that drops a module's
+# tests fails, without tripping on a point of noise.
 COVERAGE_FLOOR := 85
 
 pytest: $(STAMP)
