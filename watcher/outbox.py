@@ -43,7 +43,7 @@ from watcher import notify
 from watcher.channels import channel_for_url
 from watcher.config import Settings
 from watcher.delivery_rules import roundup_order
-from watcher.errors import TemplateError
+from watcher.errors import StoreError, TemplateError
 from watcher.gate import Gate, release_reason
 from watcher.models import Event, EventKind, ops_event
 from watcher.render import Message, Renderer
@@ -55,6 +55,7 @@ logger = logging.getLogger("watcher.deliver")
 
 SendAll = Callable[[str, Sequence[Message]], Awaitable[tuple[int, notify.SendResult]]]
 MAX_BACKOFF = timedelta(hours=1)
+MAX_PASS_BACKOFF = 60.0  # seconds between passes while the store keeps failing
 MAX_PASSES = 3  # a pass may record delivery_failed events; the next sends them
 _EVERYTHING = datetime(9999, 1, 1, tzinfo=UTC)
 
@@ -142,6 +143,10 @@ class Outbox:
         # Rows whose message failed to render: they back off on their own and never hold
         # their URL's other messages (a broken template fails its messages only).
         self._unrenderable: set[int] = set()
+        # Sends whose mark failed (row ids -> message fingerprints), and digest parts sent
+        # whose note failed: a later pass marks them instead of sending them again.
+        self._unmarked: dict[tuple[int, ...], list[str]] = {}
+        self._parts_sent: dict[tuple[int, ...], list[str]] = {}
         self._due: set[int] = set()
         self.gate = Gate(settings, store)
 
@@ -231,15 +236,24 @@ class Outbox:
     ) -> str | None:
         """Send one batch's message(s) and mark its rows sent; the error if it failed."""
         ids = [r.id for r in rows]
+        hashes = [_fingerprint(m) for m in messages]
+        if self._unmarked.get(tuple(ids)) == hashes:
+            # Sent by an earlier pass whose mark failed (disk full, database locked): mark
+            # it now instead of sending it again.
+            logger.info("%s[%d]: marking %d rows sent earlier", notifier, index, len(ids))
+            await self._mark_sent(ids, hashes)
+            return None
         if len(messages) <= 1:
             _, result = await self._send_all(url, messages)
             if not result.ok:
                 return _scrub(result.error or "delivery failed", url)
-            await asyncio.to_thread(self.store.mark_sent, ids, self.clock())
+            await self._mark_sent(ids, hashes)
             return None
         key = f"outbox.parts.{notifier}.{index}"
-        hashes = [_fingerprint(m) for m in messages]
         done = await self._parts_done(key, ids, hashes)
+        remembered = self._parts_sent.get(tuple(ids), [])
+        if remembered == hashes[: len(remembered)]:
+            done = max(done, len(remembered))
         if done:
             logger.info("%s[%d]: resuming a digest at part %d", notifier, index, done + 1)
         for number in range(done, len(messages)):
@@ -247,11 +261,22 @@ class Outbox:
             if not result.ok:
                 error = _scrub(result.error or "delivery failed", url)
                 return f"part {number + 1} of {len(messages)}: {error}"
+            self._parts_sent[tuple(ids)] = hashes[: number + 1]
             note = json.dumps({"rows": ids, "sent": hashes[: number + 1]})
             await asyncio.to_thread(self.store.set_meta, key, note)
-        await asyncio.to_thread(self.store.mark_sent, ids, self.clock())
+        await self._mark_sent(ids, hashes)
+        self._parts_sent.pop(tuple(ids), None)
         await asyncio.to_thread(self.store.delete_meta, key)
         return None
+
+    async def _mark_sent(self, ids: list[int], hashes: list[str]) -> None:
+        """Mark rows sent; if the store fails, remember the send so no pass repeats it."""
+        try:
+            await asyncio.to_thread(self.store.mark_sent, ids, self.clock())
+        except StoreError:
+            self._unmarked[tuple(ids)] = hashes
+            raise
+        self._unmarked.pop(tuple(ids), None)
 
     async def _parts_done(self, key: str, ids: list[int], hashes: list[str]) -> int:
         """How many leading parts of this very digest an earlier try already sent."""
@@ -330,16 +355,29 @@ class Outbox:
 
     async def run(self, stop: asyncio.Event, *, interval: float = 1.0) -> None:
         """Drain the outbox until ``stop`` is set; wake early when ``wakeup`` is set."""
+        failures = 0
         while not stop.is_set():
+            wait = interval
             try:
                 await self.flush()
-            except Exception:  # the worker must outlive any single bad pass
-                logger.exception("delivery pass failed; retrying")
+            except Exception as exc:  # the worker must outlive any single bad pass
+                failures += 1
+                wait = min(interval * 2**failures, MAX_PASS_BACKOFF)
+                if failures == 1:  # said once per episode, not once a second
+                    logger.exception("delivery pass failed; retrying with backoff")
+                else:
+                    logger.warning("delivery pass failed again (%s); next in %.0fs", exc, wait)
+            else:
+                if failures:
+                    logger.warning("delivery passes work again after %d failures", failures)
+                failures = 0
             self.wakeup.clear()
             waiter = asyncio.ensure_future(self.wakeup.wait())
             stopper = asyncio.ensure_future(stop.wait())
             await asyncio.wait(
-                {waiter, stopper}, timeout=interval, return_when=asyncio.FIRST_COMPLETED
+                {waiter if not failures else stopper, stopper},
+                timeout=wait,
+                return_when=asyncio.FIRST_COMPLETED,
             )
             waiter.cancel()
             stopper.cancel()
