@@ -74,15 +74,36 @@ def _once(settings_path: Path, store: Store) -> app.OnceResult:
     return asyncio.run(app.poll_once(settings, store, settings.watches, dry_run=False))
 
 
-@pytest.mark.parametrize("documented_only", [False, True], ids=["chosen", "documented-only"])
-def test_every_change_is_reported_exactly_once(tmp_path: Path, documented_only: bool) -> None:
-    """Five refreshes of a busy world: events equal the truth log, none twice, none missing."""
+@pytest.mark.parametrize(
+    ("documented_only", "unstable_ties"),
+    [
+        (False, False),
+        (True, False),
+        pytest.param(
+            True,
+            True,
+            marks=pytest.mark.xfail(
+                reason="known gap: the documented-only scan pages updatedAt desc, where every"
+                " row ties (updatedAt moves at each refresh); an unstable tie order makes pages"
+                " overlap and skip rows (issue 11 item 3, not yet fixed)",
+                strict=False,
+            ),
+        ),
+    ],
+    ids=["chosen", "documented-only", "documented-only-unstable-ties"],
+)
+def test_every_change_is_reported_exactly_once(
+    tmp_path: Path, documented_only: bool, unstable_ties: bool
+) -> None:
+    """Five refreshes of a busy world: events equal the truth log, none twice, none missing
+    (also when equal sort keys come back in a different order on every request)."""
     with running_simulator(
         seed=7,
         api_keys=("tt_sim_demo", SETUP_KEY),
         rate_limit=100_000,
         credits=1_000_000,
         documented_only=documented_only,
+        unstable_ties=unstable_ties,
     ) as sim:
         targets = _targets(sim)
         path = tmp_path / "watches.yaml"
