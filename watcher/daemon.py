@@ -75,6 +75,7 @@ class Daemon:
     settings: Settings | None = None
     stop_grace: float = STOP_GRACE_SECONDS
     db_lock: dblock.DatabaseLock | None = None
+    exit_code: int = 0
 
     def __post_init__(self) -> None:
         self.stop = asyncio.Event()
@@ -152,7 +153,7 @@ class Daemon:
             store.close()
             if self.db_lock is not None:
                 self.db_lock.release()  # after the store: see dblock
-        return 0
+        return self.exit_code
 
     def request_stop(self) -> None:
         self.stop.set()
@@ -304,11 +305,32 @@ class Daemon:
             pending,
         )
 
+    def _database_gone(self) -> bool:
+        """Stop, with a clear error, if the database file was deleted or replaced.
+
+        Running on would write to a file nobody can open again: the pending alerts and
+        every watch's memory would be lost at the next start, silently.
+        """
+        change = self.db_lock.file_changed() if self.db_lock is not None else None
+        if change is None:
+            return False
+        logger.error(
+            "the database file %s was %s while watcher ran; stopping so that nothing is "
+            "lost silently (restore the file, or start again for a fresh database)",
+            self.db_lock.path if self.db_lock else "?",
+            change,
+        )
+        self.exit_code = 1
+        self.stop.set()
+        return True
+
     async def _ticker(self) -> None:
         """Liveness tick, metrics, pause recovery, retention, the periodic summary."""
         last_prune: datetime | None = None
         summary_at, summary_totals, summary_sent = self.clock(), replace(self.totals), 0
         while not self.stop.is_set():
+            if self._database_gone():
+                return
             now = self.clock()
             self.last_tick = now
             self.health.tick(now)

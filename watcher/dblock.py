@@ -44,6 +44,21 @@ class DatabaseLock:
         self.path = path
         self._fd: int | None = fd
 
+    def file_changed(self) -> str | None:
+        """'deleted' or 'replaced' if the path no longer names the file we opened."""
+        if self._fd is None:
+            return None
+        try:
+            now = os.stat(self.path)
+        except FileNotFoundError:
+            return "deleted"
+        except OSError:
+            return None
+        opened = os.fstat(self._fd)
+        if (now.st_dev, now.st_ino) != (opened.st_dev, opened.st_ino):
+            return "replaced"
+        return None
+
     def release(self) -> None:
         """Drop the lock (after the store is closed: see the module docstring)."""
         if self._fd is not None:

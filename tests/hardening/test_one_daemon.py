@@ -110,3 +110,22 @@ def test_the_lock_dies_with_the_daemon_and_no_extra_file_is_written(
     assert not locked(url)
     names = {p.name for p in (tmp_path / "data").iterdir()}
     assert names <= {"state.db", "state.db-wal", "state.db-shm"}
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_a_database_deleted_or_replaced_under_the_daemon_stops_it_clearly(
+    tmp_path: Path, daemon: subprocess.Popen[str], how: str
+) -> None:
+    """Issue 15 item 15: the daemon notices within a tick, says so, and exits 1."""
+    db = tmp_path / "data" / "state.db"
+    assert daemon.poll() is None
+    if how == "deleted":
+        db.unlink()
+    else:
+        copy = tmp_path / "data" / "copy.db"
+        shutil.copyfile(db, copy)
+        os.replace(copy, db)
+    assert daemon.wait(60) == 1
+    output = daemon.stdout.read() if daemon.stdout else ""
+    assert f"was {how} while watcher ran" in output
+    assert "Traceback" not in output
