@@ -66,8 +66,13 @@ def daemon(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
         text=True,
     )
     url = f"sqlite:///{tmp_path / 'data' / 'state.db'}"
+    wal = tmp_path / "data" / "state.db-wal"
+    # Ready once it holds the lock AND its store is open in WAL mode: killed earlier, while
+    # SQLite writes a brand-new file's first page, a rollback -journal may be left behind.
     deadline = time.monotonic() + 30
-    while not locked(url) and time.monotonic() < deadline and process.poll() is None:
+    while time.monotonic() < deadline and process.poll() is None:
+        if wal.exists() and locked(url):
+            break
         time.sleep(0.1)
     yield process
     if process.poll() is None:
