@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,48 @@ def test_a_silence_added_while_the_daemon_runs_mutes_and_its_end_says_so_once(
     assert len(again.find(says("watcher stopped after"))) == 2
     assert len(summaries()) == 1
     assert not any(tiktok_id in m["message"] for m in messages(rx, "/s1/hook"))
+
+
+def test_quiet_hours_and_a_digest_schedule_through_the_daemon(
+    sim: SimHandle,
+    rx: HttpReceiver,
+    tmp_path: Path,
+    daemons: list[Daemon],  # noqa: F811
+) -> None:
+    """Through `watcher run` on the real clock: a notifier in quiet hours holds the new ad
+    and gets it once, as a digest, when the window ends; a notifier with a digest every
+    minute gets no per-poll message, then the ad once in its digest."""
+    t = targets(sim)
+    db = tmp_path / "state.db"
+    cfg = tmp_path / "watches.yaml"
+    now = datetime.now(UTC)
+    start = now.replace(second=0, microsecond=0)
+    end = start + timedelta(minutes=2)
+    quiet = f'{{from: "{start:%H:%M}", to: "{end:%H:%M}"}}'
+    hook, night = f"{rx.url}q1/digest", f"{rx.url}q1/night"
+    text = yaml_config(sim, db, {"shop0": t["shop0"]}, hook=hook)
+    text = text.replace(
+        f'hook: {{urls: ["{hook}"]}}',
+        f'hook: {{urls: ["{hook}"], digest: {{cron: "* * * * *"}}}}, '
+        f'night: {{urls: ["{night}"], quiet_hours: {quiet}}}',
+    ).replace("notify: [hook]", "notify: [hook, night]")
+    cfg.write_text(text, "utf-8")
+    daemon = launch(daemons, cfg)
+    daemon.wait_poll("shop0", "baseline")
+
+    new_ad = sim.change("new_item", type="ad", shopId=t["shop0"].value)
+    tiktok_id = tiktok_id_of(sim, new_ad)
+    wait_until(lambda: "held" in states(db, tiktok_id), WAIT)
+    assert datetime.now(UTC) < end, "the ad was recorded inside the quiet window"
+    assert not any(tiktok_id in m["message"] for m in messages(rx, "/q1/night"))
+
+    def carrying(path: str) -> list[dict[str, str]]:
+        return [m for m in messages(rx, path) if tiktok_id in m["message"]]
+
+    wait_until(lambda: len(carrying("/q1/digest")) == 1, 2 * WAIT + 30)
+    wait_until(lambda: len(carrying("/q1/night")) == 1, 3 * WAIT)
+    assert datetime.now(UTC) >= end, "the quiet notifier got it only after its window"
+    wait_until(lambda: states(db, tiktok_id) == {"sent"}, WAIT)
+    assert_clean_stop(daemon)
+    assert len(carrying("/q1/digest")) == 1
+    assert len(carrying("/q1/night")) == 1
