@@ -17,6 +17,7 @@ import contextlib
 import multiprocessing
 import os
 import resource
+import signal
 import threading
 import weakref
 from collections.abc import Iterable, Sequence
@@ -55,7 +56,12 @@ def _serve(
     digest_threshold: int,
     budget: int,
 ) -> None:
-    """The child: answer ``(method, args)`` requests with ``("ok", value)``/``("error", text)``."""
+    """The child: answer ``(method, args)`` requests with ``("ok", value)``/``("error", text)``.
+
+    Ctrl-C reaches the whole process group; the parent decides when the child ends (it
+    closes the pipe or kills it), so the child ignores SIGINT instead of printing a trace.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _limit_memory(budget)
     renderer = Renderer(templates_dir, max_chars=max_chars, digest_threshold=digest_threshold)
     while True:
