@@ -42,6 +42,7 @@ from watcher.store.tables import (
     PollRow,
     WatchRow,
 )
+from watcher.store.urls import engine_url
 from watcher.store.values import (
     Applied,
     DeliveryView,
@@ -191,7 +192,7 @@ class Store:
                 )
                 _install_sqlite_pragmas(self.engine)
             else:
-                self.engine = create_engine(url, pool_pre_ping=True)
+                self.engine = create_engine(engine_url(url), pool_pre_ping=True)
             self._insert = (
                 postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
             )

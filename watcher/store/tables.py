@@ -23,6 +23,8 @@ class UtcDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the store")
+        if dialect.name == "postgresql":  # timestamptz: aware in, whatever the session zone
+            return value.astimezone(UTC)
         return value.astimezone(UTC).replace(tzinfo=None)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
