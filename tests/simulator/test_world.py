@@ -254,3 +254,55 @@ def test_an_item_changes_at_most_once_per_refresh() -> None:
     )
     assert events, "the rates make plenty of changes"
     assert max(events.values()) == 1
+
+
+def test_profile_rolls_multiply_a_profiles_pace() -> None:
+    """k rolls a refresh give about k times the new items and pins of one roll, and still
+    change an item at most once per refresh."""
+    one = World(5, SMALL)
+    many = World(
+        5, WorldParams(shops=6, profiles_per_shop=2, creators=4, items=300, profile_rolls=8)
+    )
+    for world in (one, many):
+        world.advance_to(world.last_refresh + 10 * DAY)
+    counts = [Counter(e["kind"] for e in w.truth()) for w in (one, many)]
+    assert 4 * counts[0]["new_item"] <= counts[1]["new_item"] <= 14 * counts[0]["new_item"]
+    assert counts[1]["pinned"] > 2 * counts[0]["pinned"]
+    changed = Counter(
+        (c["at"], c["itemId"])
+        for c in many.truth()
+        if c["kind"] in {"stopped", "resumed", "pinned", "unpinned", "removed", "restored"}
+    )
+    assert max(changed.values()) == 1
+    pins = Counter(i.profile.handle for i in many.items.values() if i.is_pinned and i.in_index)
+    assert max(pins.values()) <= many.params.max_pins
+
+
+def test_the_large_world_has_big_scopes_at_the_default_pace() -> None:
+    """WorldParams.large: shops of hundreds of items, new items and pins at the default
+    world's rate per item (within a third over 5 refreshes; over 10, both make about 0.8 %
+    and 0.15 % a refresh)."""
+    worlds = {"default": World(1, WorldParams()), "large": World(1, WorldParams.large())}
+    rates = {}
+    for name, world in worlds.items():
+        size = sum(1 for item in world.items.values() if item.in_index)
+        world.advance_to(world.last_refresh + 5 * DAY)
+        kinds = Counter(e["kind"] for e in world.truth())
+        rates[name] = {k: kinds[k] / size for k in ("new_item", "pinned")}
+    big = sorted(len(items) for items in worlds["large"].items_by_shop.values())
+    assert sum(300 <= n <= 1000 for n in big) >= 6
+    for kind in ("new_item", "pinned"):
+        assert 0.67 <= rates["large"][kind] / rates["default"][kind] <= 1.5, (kind, rates)
+
+
+def test_publish_resolution_rounds_published_at_down() -> None:
+    """publishedAt is a multiple of the resolution, never after indexedAt; ids stay unique
+    and still sort by it, and many items share a publishedAt."""
+    world = World(3, WorldParams(shops=6, creators=4, items=300, publish_resolution=3600))
+    world.advance_to(world.last_refresh + 2 * DAY)
+    items = [i for i in world.items.values() if i.in_index]
+    assert all(i.published_at.timestamp() % 3600 == 0 for i in items)
+    assert all(i.published_at <= i.indexed_at for i in items)
+    assert len({i.published_at for i in items}) < len(items)
+    ordered = sorted(items, key=lambda i: i.tiktok_id)
+    assert [i.published_at for i in ordered] == sorted(i.published_at for i in items)

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from random import Random
 
 from watcher.simulator import vocab
@@ -151,6 +151,10 @@ class Generator:
         """A new item of ``profile``; anything not given is drawn from the niche."""
         rng = self._rng
         spec = vocab.NICHES[profile.niche]
+        resolution = self._params.publish_resolution
+        if resolution > 0:
+            stamp = int(published_at.timestamp())
+            published_at = datetime.fromtimestamp(stamp - stamp % resolution, UTC)
         if kind is None:
             kind = "ad" if profile.shop and rng.random() < self._params.ad_share else "organic"
         product = rng.choice(spec.products)

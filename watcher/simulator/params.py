@@ -40,8 +40,37 @@ class WorldParams:
     max_pins: int = 3
     rank_log_threshold: int = 10
     """A refresh logs a ``rank`` truth entry for every move of at least this many places."""
+    profile_rolls: int = 1
+    """How many times per refresh each profile draws its new-item, pin and unpin chances.
+    A world whose profiles hold k times the default's items sets about k, so each item
+    changes at the default pace (``large``)."""
+    publish_resolution: int = 0
+    """``publishedAt`` is rounded down to a multiple of this many seconds (0: not rounded).
+    A coarse one makes items share ``publishedAt``, the ties ``--unstable-ties`` shuffles
+    in ``newest`` order (as a library storing dates only would)."""
 
     @classmethod
     def small(cls) -> WorldParams:
         """A small world for fast tests: same rates, a tenth of the size."""
         return cls(shops=6, profiles_per_shop=2, creators=4, items=300)
+
+    @classmethod
+    def large(cls, publish_resolution: int = 0) -> WorldParams:
+        """Big profiles, the default pace per item: scopes of hundreds of items each.
+
+        16 shops with one brand account each and 4 creators (plus the example accounts)
+        share 10,000 items, about 16 times the default's items per profile. With
+        ``profile_rolls=15``, new items (about 0.8 % of the items a refresh) come at the
+        default world's rate per item, and pins (about 0.15 %) with ``pin_rate`` a quarter
+        higher (a profile's three pins refuse some of its draws in a refresh); the other
+        rates are per item already (stops and resumes per ad, removals per item).
+        """
+        return cls(
+            shops=16,
+            profiles_per_shop=1,
+            creators=4,
+            items=10_000,
+            profile_rolls=15,
+            pin_rate=0.05,
+            publish_resolution=publish_resolution,
+        )

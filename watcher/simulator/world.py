@@ -174,22 +174,35 @@ class World:
             elif not item.is_pinned and rng.random() < params.remove_rate:
                 self._remove(item, at)
         for profile in self.profiles.values():
-            visible = [i for i in profile.items if i.in_index and i.tiktok_id not in touched]
-            pinned = [item for item in visible if item.is_pinned]
-            roll = rng.random()
-            if pinned and roll < params.unpin_rate:
-                self._unpin(rng.choice(pinned), at)
-            elif roll > 1.0 - params.pin_rate:
-                recent = sorted(visible, key=lambda i: i.published_at)[-8:]
-                candidates = [item for item in recent if not item.is_pinned]
-                evicted = self._pin_evictions(profile)
-                if candidates and not any(item.tiktok_id in touched for item in evicted):
-                    self._pin(rng.choice(candidates), at)
+            for _ in range(params.profile_rolls):
+                self._pin_roll(profile, at, touched)
         for profile in self.profiles.values():
             rate = params.new_item_rate if profile.shop else params.creator_post_rate
-            if rng.random() < rate:
-                lag = self.generator.index_lag()
-                self._index_new(self.generator.item(profile, at - lag, at), at)
+            for _ in range(params.profile_rolls):
+                if rng.random() < rate:
+                    lag = self.generator.index_lag()
+                    self._index_new(self.generator.item(profile, at - lag, at), at)
+
+    def _pin_roll(self, profile: Profile, at: datetime, touched: set[int]) -> None:
+        """One draw of a profile's unpin and pin chances; what it changes is ``touched``
+        (with several draws a refresh, an item pinned by one is left alone by the next)."""
+        rng = self.rng
+        params = self.params
+        visible = [i for i in profile.items if i.in_index and i.tiktok_id not in touched]
+        pinned = [item for item in visible if item.is_pinned]
+        roll = rng.random()
+        if pinned and roll < params.unpin_rate:
+            item = rng.choice(pinned)
+            self._unpin(item, at)
+            touched.add(item.tiktok_id)
+        elif roll > 1.0 - params.pin_rate:
+            recent = sorted(visible, key=lambda i: i.published_at)[-8:]
+            candidates = [item for item in recent if not item.is_pinned]
+            evicted = self._pin_evictions(profile)
+            if candidates and not any(item.tiktok_id in touched for item in evicted):
+                item = rng.choice(candidates)
+                self._pin(item, at)
+                touched.update(other.tiktok_id for other in (item, *evicted))
 
     def _apply(self, change: Staged, at: datetime) -> None:
         item = change.item
