@@ -218,3 +218,31 @@ def test_fault_slow_delays_then_answers(sim: SimHandle) -> None:
         answer = client.get(LIST, params={"limit": 1})
     assert answer.status_code == 200
     assert answer.elapsed.total_seconds() >= 0.2
+
+
+def test_hold_after_lets_n_requests_through_then_holds_until_released(sim: SimHandle) -> None:
+    """holdAfter N answers the next N /v1 requests, holds the later ones unanswered (the
+    control API stays free), and a POST without it releases them."""
+    sim.hold_after(2)
+    with client_for(sim) as client:
+        assert client.get(LIST, params={"limit": 1}).status_code == 200
+        assert client.get("/v1/system/freshness").status_code == 200
+        with pytest.raises(httpx.ReadTimeout):
+            client.get(LIST, params={"limit": 1}, timeout=0.3)
+        deadline = time.monotonic() + 10.0
+        while sim.fault_state()["held"] != 1:  # the timed-out request is still held
+            assert time.monotonic() < deadline, sim.fault_state()
+        state = sim.fault_state()
+        assert state["holdAfter"] == 2
+        assert state["admitted"] == 2
+        sim.hold_after(None)
+        while sim.fault_state()["held"] != 0:
+            assert time.monotonic() < deadline, sim.fault_state()
+        assert client.get(LIST, params={"limit": 1}).status_code == 200
+    assert sim.fault_state()["holdAfter"] is None
+
+
+def test_hold_after_refuses_a_bad_count(sim: SimHandle) -> None:
+    for bad in (-1, "3", True):
+        response = httpx.post(sim.base_url + "/_sim/faults", json={"holdAfter": bad})
+        assert response.status_code == 400, bad

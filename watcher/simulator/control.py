@@ -88,7 +88,8 @@ async def sim_truth(request: Request) -> Response:
 
 
 async def sim_faults(request: Request) -> Response:
-    """POST /_sim/faults {"rate", "kinds", "slowSeconds"?}."""
+    """POST /_sim/faults {"rate", "kinds", "slowSeconds"?, "holdAfter"?}: replaces the
+    fault config (a body without ``holdAfter`` releases held requests)."""
     sim = _sim(request)
     body = await _json_body(request)
     if body is None:
@@ -98,11 +99,20 @@ async def sim_faults(request: Request) -> Response:
         return _bad("rate must be a number and kinds a list")
     if slow is not None and not isinstance(slow, int | float):
         return _bad("slowSeconds must be a number")
+    hold = body.get("holdAfter")
+    if hold is not None and (not isinstance(hold, int) or isinstance(hold, bool) or hold < 0):
+        return _bad("holdAfter must be an integer >= 0 or null")
     try:
         sim.faults.configure(float(rate), [str(k) for k in kinds], slow)
     except ValueError as exc:
         return _bad(str(exc))
-    return _ok({"rate": sim.faults.rate, "kinds": list(sim.faults.kinds)})
+    sim.faults.hold(hold)
+    return _ok(sim.faults.state())
+
+
+async def sim_fault_state(request: Request) -> Response:
+    """GET /_sim/faults -> the fault config and the hold's counts (admitted, held)."""
+    return _ok(_sim(request).faults.state())
 
 
 async def sim_credits(request: Request) -> Response:
@@ -126,5 +136,6 @@ CONTROL_ROUTES = [
     Route("/_sim/change", sim_change, methods=["POST"]),
     Route("/_sim/truth", sim_truth),
     Route("/_sim/faults", sim_faults, methods=["POST"]),
+    Route("/_sim/faults", sim_fault_state, methods=["GET"]),
     Route("/_sim/credits", sim_credits, methods=["POST"]),
 ]

@@ -4,6 +4,11 @@
 probability ``rate``, with a kind drawn from ``kinds``. The draws come from an RNG seeded
 by the world seed, so a run is repeatable. The control API and the rest of the app never
 see a fault.
+
+``"holdAfter": N`` in the same body lets the next N /v1 requests through and then holds
+every later one unanswered until a POST without it: a test kills its client while it
+waits on request N + 1, at an exact point of a poll (``GET /_sim/faults`` says how many
+are held).
 """
 
 from __future__ import annotations
@@ -29,6 +34,12 @@ class FaultPlan:
         self.rate = 0.0
         self.kinds: tuple[str, ...] = ()
         self.slow_seconds = slow_seconds
+        self.hold_after: int | None = None
+        self.admitted = 0
+        """/v1 requests let through since the hold was set."""
+        self.held = 0
+        """/v1 requests waiting on the hold now."""
+        self._release: asyncio.Event | None = None
 
     def configure(
         self, rate: float, kinds: Sequence[str], slow_seconds: float | None = None
@@ -45,6 +56,42 @@ class FaultPlan:
         self.kinds = tuple(kinds)
         if slow_seconds is not None:
             self.slow_seconds = max(0.0, slow_seconds)
+
+    def hold(self, after: int | None) -> None:
+        """Hold every /v1 request after the next ``after`` (None: release the held ones).
+
+        Call it from the server's event loop (the control route does)."""
+        if after is not None and after < 0:
+            raise ValueError("holdAfter must be an integer >= 0")
+        if self._release is not None:
+            self._release.set()
+        self._release = asyncio.Event() if after is not None else None
+        self.hold_after = after
+        self.admitted = 0
+
+    async def admit(self) -> None:
+        """Wait while the hold says this request must (returns at once without one)."""
+        release = self._release
+        if release is None or self.hold_after is None:
+            return
+        if self.admitted < self.hold_after:
+            self.admitted += 1
+            return
+        self.held += 1
+        try:
+            await release.wait()
+        finally:
+            self.held -= 1
+
+    def state(self) -> dict[str, object]:
+        """What ``GET /_sim/faults`` answers."""
+        return {
+            "rate": self.rate,
+            "kinds": list(self.kinds),
+            "holdAfter": self.hold_after,
+            "admitted": self.admitted,
+            "held": self.held,
+        }
 
     def draw(self) -> str | None:
         """The fault for the next request, or None."""
@@ -65,6 +112,7 @@ class FaultMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         fault = None
         if scope["type"] == "http" and str(scope["path"]).startswith("/v1/"):
+            await self.plan.admit()
             fault = self.plan.draw()
         if fault is None:
             await self.app(scope, receive, send)

@@ -90,6 +90,18 @@ class SimHandle:
         """Make /v1 requests fail at ``rate`` with faults drawn from ``kinds``."""
         self._post("/_sim/faults", {"rate": rate, "kinds": list(kinds)})
 
+    def hold_after(self, requests: int | None) -> None:
+        """Let ``requests`` more /v1 requests through, then hold the rest unanswered until
+        ``hold_after(None)`` (which also clears other faults)."""
+        self._post("/_sim/faults", {"rate": 0.0, "kinds": [], "holdAfter": requests})
+
+    def fault_state(self) -> dict[str, object]:
+        """``GET /_sim/faults``: rate, kinds, holdAfter, admitted and held requests."""
+        response = self._http.get("/_sim/faults")
+        response.raise_for_status()
+        result: dict[str, object] = response.json()
+        return result
+
     def set_credits(self, balance: int, key: str | None = None) -> None:
         """Set the balance of ``key`` (default: the first key)."""
         self._post("/_sim/credits", {"balance": balance, "key": key or self.api_key})
