@@ -121,7 +121,7 @@ async def _run(  # noqa: PLR0915  # one scripted run, read top to bottom
             naive_truth = (Counter(truth.expected), truth.lower_bound, truth.refreshes)
         got: Counter[Key] = Counter(
             (v.event.watch, v.event.kind.value, v.event.item.id)
-            for v in store.events(limit=10**7)
+            for v in store.outbox.events(limit=10**7)
             if v.event.kind in ITEM_KINDS and v.event.item is not None
         )
         store.close()

@@ -96,7 +96,7 @@ def seed_baselines(path: Path, sim: SimHandle) -> None:
     ]
     with store.engine.begin() as connection:
         connection.execute(insert(WatchRow), rows)
-    store.set_meta(CAPABILITY_KEY, "1")
+    store.meta.set(CAPABILITY_KEY, "1")
     store.close()
 
 

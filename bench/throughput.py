@@ -99,7 +99,7 @@ def _watcher(folder: Path, case: str, n: int) -> float:
             ),
             ROUTES,
         )
-        state = store.load_state(WATCH)
+        state = store.memory.load(WATCH)
         items = _items(n, T0, 5000)
     else:
         state = WatchState(baseline_at=T0, watermark=T0, refresh="d0", has_baseline=True)

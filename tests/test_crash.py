@@ -77,7 +77,7 @@ def test_sigkill_mid_poll_loses_and_repeats_nothing(tmp_path: Path) -> None:
         store = Store(f"sqlite:///{db}")
         got = Counter(
             (v.event.watch, v.event.kind.value, v.event.item.id)
-            for v in store.events(limit=100_000)
+            for v in store.outbox.events(limit=100_000)
             if v.event.kind in ITEM_KINDS and v.event.item is not None
         )
         expected = expected_events(sim.truth(since=start), targets)

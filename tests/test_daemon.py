@@ -154,7 +154,7 @@ def jobs(daemon: Daemon) -> dict[str, object]:
 
 
 def ops_events(daemon: Daemon, kind: EventKind) -> int:
-    return sum(1 for v in daemon.store.events(limit=1000) if v.event.kind == kind)
+    return sum(1 for v in daemon.store.outbox.events(limit=1000) if v.event.kind == kind)
 
 
 async def test_jobs_coalesce_and_forgive_misfires(daemon: Daemon) -> None:
@@ -182,7 +182,7 @@ async def test_reload_applies_only_the_difference(daemon: Daemon, tmp_path: Path
     assert [w.name for w in daemon.settings.watches] == ["a", "c"]
     assert daemon.runner.settings is daemon.settings
     assert daemon.outbox.settings is daemon.settings
-    [removed] = [w for w in daemon.store.watches() if w.name == "b"] or [None]
+    [removed] = [w for w in daemon.store.memory.watches() if w.name == "b"] or [None]
     assert removed is None or removed.removed_at is not None
 
 
@@ -201,7 +201,9 @@ async def test_reload_reschedules_a_changed_watch(daemon: Daemon, tmp_path: Path
     assert job is not None
     assert job.trigger.interval == timedelta(minutes=5)
     assert daemon.scheduler.get_job("b") is None
-    assert all(w.removed_at is None for w in daemon.store.watches()), "disabled is not removed"
+    assert all(w.removed_at is None for w in daemon.store.memory.watches()), (
+        "disabled is not removed"
+    )
 
 
 async def test_a_busy_health_port_fails_the_start(tmp_path: Path) -> None:
@@ -233,13 +235,13 @@ async def test_invalid_config_is_rejected_once_per_version(daemon: Daemon, tmp_p
     assert ops_events(daemon, EventKind.CONFIG_REJECTED) == 2
     [latest] = [
         v.event
-        for v in daemon.store.events(limit=10)
+        for v in daemon.store.outbox.events(limit=10)
         if v.event.kind == EventKind.CONFIG_REJECTED and "surprise" in str(v.event.figures)
     ]
     assert "unknown key 'surprise'" in str(latest.figures["error"])
     save(daemon, good)
     assert await daemon.reload()
-    assert not daemon.store.get_meta(REJECTED_VERSION)
+    assert not daemon.store.meta.get(REJECTED_VERSION)
     save(daemon, good.replace("version: 1\n", "version: 1\nsurprise: 1\n"))
     assert not await daemon.reload()
     assert ops_events(daemon, EventKind.CONFIG_REJECTED) == 3, "a new episode after a fix"

@@ -430,7 +430,7 @@ def _baselines(db: Path, names: list[str]) -> dict[str, datetime]:
     try:
         out = {}
         for name in names:
-            at = store.load_state(name).baseline_at
+            at = store.memory.load(name).baseline_at
             assert at is not None
             out[name] = at
         return out
@@ -443,7 +443,7 @@ def _recorded(db: Path) -> Counter[tuple[str, str, str]]:
     try:
         return Counter(
             (v.event.watch, v.event.kind.value, v.event.item.id)
-            for v in store.events(limit=100_000)
+            for v in store.outbox.events(limit=100_000)
             if v.event.kind in ITEM_KINDS and v.event.item is not None
         )
     finally:
@@ -507,7 +507,7 @@ def test_sigkill_and_restart_lose_and_repeat_nothing(
     def all_sent() -> bool:
         store = Store(f"sqlite:///{db}")
         try:
-            return store.outbox_depth() == 0
+            return store.outbox.depth() == 0
         finally:
             store.close()
 

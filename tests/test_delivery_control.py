@@ -85,7 +85,7 @@ def tiktok_ids(rx: HttpReceiver) -> Counter[str]:
 def delivery_states(settings: Settings) -> Counter[str]:
     store = Store(settings.state.database)
     try:
-        return Counter(d.state for v in store.events() for d in v.deliveries)
+        return Counter(d.state for v in store.outbox.events() for d in v.deliveries)
     finally:
         store.close()
 
@@ -102,7 +102,7 @@ async def test_quiet_hours_hold_alerts_and_release_one_digest_exactly_once(
     first = Process(settings, clock)
     record_poll(first.store, settings, "acme", [item_event("acme", 1), item_event("acme", 2)])
     ops = ops_event(EventKind.WATCH_FAILING, "acme", EVENING, {"failures": 3})
-    first.store.record_event(ops, ops_routes(settings))
+    first.store.outbox.record(ops, ops_routes(settings))
     await first.flush()
     assert rx.requests == []
     assert len(ops_rx.requests) == 1  # ops events ignore quiet hours

@@ -58,7 +58,7 @@ def states(db: Path, tiktok_id: str) -> set[str]:
     try:
         return {
             d.state
-            for v in store.events(limit=10_000)
+            for v in store.outbox.events(limit=10_000)
             if v.event.item is not None and v.event.item.tiktok_id == tiktok_id
             for d in v.deliveries
         }

@@ -86,7 +86,7 @@ def recorded_events(path: Path) -> list[Event]:
     """Every item event the run recorded, oldest first."""
     store = Store(f"sqlite:///{path.parent / 'state.db'}")
     try:
-        views = store.events(limit=10_000)
+        views = store.outbox.events(limit=10_000)
     finally:
         store.close()
     return [v.event for v in reversed(views) if v.event.kind in ITEM_KINDS and v.event.item]

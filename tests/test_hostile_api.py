@@ -106,9 +106,9 @@ def test_a_row_from_year_9999_does_not_blind_the_watch(tmp_path: Path) -> None:
     asyncio.run(_poll(store_path, serve, watch, LATER))
     store = Store(f"sqlite:///{store_path / 'state.db'}")
     try:
-        kinds = [(v.event.kind, v.event.item.id) for v in store.events() if v.event.item]
+        kinds = [(v.event.kind, v.event.item.id) for v in store.outbox.events() if v.event.item]
         assert (EventKind.NEW_AD, "tiktok_3") in kinds
-        watermark = store.load_state("w").watermark
+        watermark = store.memory.load("w").watermark
         assert watermark is not None
         assert watermark.year == 2026
     finally:
@@ -155,8 +155,8 @@ def test_an_id_twice_with_conflicting_pins_gives_one_event(tmp_path: Path) -> No
     asyncio.run(_poll(tmp_path, serve, watch, LATER))
     store = Store(f"sqlite:///{tmp_path / 'state.db'}")
     try:
-        kinds = [v.event.kind for v in store.events() if v.event.kind != EventKind.BASELINE]
+        kinds = [v.event.kind for v in store.outbox.events() if v.event.kind != EventKind.BASELINE]
         assert kinds in ([], [EventKind.UNPINNED])
-        assert store.load_state("w").items["tiktok_1"].pinned is False
+        assert store.memory.load("w").items["tiktok_1"].pinned is False
     finally:
         store.close()

@@ -110,11 +110,11 @@ def test_a_milestone_borrows_handle_and_caption_from_the_items_last_event(
     store = Store(f"sqlite:///{tmp_path / 'state.db'}")
     try:
         full = replace(ad(1, days=0), caption="gummies drop", views=10)
-        store.record_event(Event("w|new_ad|i1|new", EventKind.NEW_AD, "w", T0, full), {})
+        store.outbox.record(Event("w|new_ad|i1|new", EventKind.NEW_AD, "w", T0, full), {})
         bare = Item(id="i1", tiktok_id="7001", type=ItemType.AD, views=99, days_running=7)
         milestone = Event("w|ad_milestone|i1|7d", EventKind.AD_MILESTONE, "w", T0, bare)
-        store.record_event(milestone, {})
-        [latest, _] = store.events()
+        store.outbox.record(milestone, {})
+        [latest, _] = store.outbox.events()
     finally:
         store.close()
     assert latest.event.item is not None

@@ -46,15 +46,18 @@ def test_dry_run_prints_alerts_and_changes_no_state(sim: SimHandle, tmp_path: Pa
     item = sim.change("new_item", type="ad", shopId=str(sim.world()["shops"][0]["id"]))  # type: ignore[index]
     sim.advance_days(1)
     store = Store(f"sqlite:///{tmp_path / 'state.db'}")
-    before = ([(w.name, w.last_poll_at) for w in store.watches()], len(store.events()))
+    before = (
+        [(w.name, w.last_poll_at) for w in store.memory.watches()],
+        len(store.outbox.events()),
+    )
     code, out = _once(path, "--dry-run")
     assert code == 0, out
     assert item.removeprefix("tiktok_") in out, "the alert is printed with the tiktok id"
-    after = ([(w.name, w.last_poll_at) for w in store.watches()], len(store.events()))
+    after = ([(w.name, w.last_poll_at) for w in store.memory.watches()], len(store.outbox.events()))
     assert after == before, "a dry run changes no state"
     code, out = _once(path)
     assert code == 0
-    assert len(store.events()) > before[1], "the real run records what the dry run showed"
+    assert len(store.outbox.events()) > before[1], "the real run records what the dry run showed"
     store.close()
 
 

@@ -163,7 +163,9 @@ def next_attempts(db: Path, notifier: str, index: int) -> list[datetime]:
 
 def states(store: Store) -> Counter[tuple[str, int, str]]:
     """(notifier, url position, state) over every event's deliveries."""
-    return Counter((d.notifier, d.url_index, d.state) for v in store.events() for d in v.deliveries)
+    return Counter(
+        (d.notifier, d.url_index, d.state) for v in store.outbox.events() for d in v.deliveries
+    )
 
 
 # --- grouping and routing -------------------------------------------------------------
@@ -183,7 +185,7 @@ async def test_a_polls_events_make_one_digest_per_url_and_ops_events_go_alone(
     record_poll(store, settings, "acme", first)
     record_poll(store, settings, "acme", [item_event("acme", 9, EventKind.PINNED)])
     failing = ops_event(EventKind.WATCH_FAILING, "acme", T0, {"failures": 3})
-    store.record_event(failing, ops_routes(settings))
+    store.outbox.record(failing, ops_routes(settings))
 
     report = await Outbox(settings, store, clock=clock).flush()
 
@@ -198,7 +200,7 @@ async def test_a_polls_events_make_one_digest_per_url_and_ops_events_go_alone(
     [ops_message] = ops_rx.wait_for(1)
     assert not TIKTOK_ID.findall(text_of(ops_message))
     assert "acme" in text_of(ops_message)
-    assert store.outbox_depth() == 0
+    assert store.outbox.depth() == 0
     again = await Outbox(settings, store, clock=clock).flush()
     assert again.sent == 0
     assert len(rx.requests) == 2
@@ -224,7 +226,7 @@ async def test_events_follow_the_watch_notify_list_route_extras_and_ops_notify(
     record_poll(store, settings, "acme", [acme_ad])
     record_poll(store, settings, "acme", [acme_pin])
     record_poll(store, settings, "beta", [beta_ad])
-    store.record_event(ops_event(EventKind.CREDITS_LOW, "api", T0, {}), ops_routes(settings))
+    store.outbox.record(ops_event(EventKind.CREDITS_LOW, "api", T0, {}), ops_routes(settings))
 
     await Outbox(settings, store, clock=clock).flush()
 
@@ -289,7 +291,7 @@ async def test_a_dead_url_backs_off_dies_once_and_never_holds_back_its_sibling(
     assert (last.sent, last.dead) == (1, 3)  # the one sent: delivery_failed, to ops
     assert len(rx2.requests) == 3
 
-    views = store.events()
+    views = store.outbox.events()
     failed = [v for v in views if v.event.kind == EventKind.DELIVERY_FAILED]
     assert len(failed) == 1, "one ops event for the URL, not one per message"
     assert failed[0].event.watch == "marketing[1]"
@@ -311,7 +313,7 @@ async def test_a_dead_url_backs_off_dies_once_and_never_holds_back_its_sibling(
         await outbox.flush()
         clock.advance(3600)
     assert states(store)[("marketing", 1, "dead")] == 4
-    assert [v.event.kind for v in store.events()].count(EventKind.DELIVERY_FAILED) == 1
+    assert [v.event.kind for v in store.outbox.events()].count(EventKind.DELIVERY_FAILED) == 1
     assert len(ops_rx.requests) == 1
     assert ids_in(rx.requests)[str(7_100_000_000_000_000_004)] == 1
 
@@ -338,10 +340,10 @@ async def test_an_outage_then_recovery_delivers_every_event_exactly_once(
     outbox = Outbox(settings, store, clock=clock, rng=lambda: 0.0)
     for _ in range(10):
         await outbox.flush()
-        if store.outbox_depth() == 0:
+        if store.outbox.depth() == 0:
             break
         clock.advance(3600)
-    assert store.outbox_depth() == 0
+    assert store.outbox.depth() == 0
     requests = rx.requests
     assert len(requests) == 4 + 8, "four refused probes, then one digest per poll"
     assert ids_in(requests[4:]) == Counter(ids_of(recorded))
@@ -396,14 +398,16 @@ async def test_rows_of_a_removed_notifier_or_url_die_with_a_clear_reason(
     assert (report.sent, report.dead) == (1, 2)
     rx.wait_for(1)
     assert rx2.requests == []
-    (view,) = store.events()
+    (view,) = store.outbox.events()
     errors = {(d.notifier, d.url_index): (d.state, d.last_error) for d in view.deliveries}
     assert errors == {
         ("marketing", 0): ("sent", None),
         ("marketing", 1): ("dead", "notifier 'marketing' has no URL at position 1 any more"),
         ("sales", 0): ("dead", "notifier 'sales' is no longer configured"),
     }
-    assert [v.event.kind for v in store.events()] == [EventKind.NEW_AD], "not a delivery fault"
+    assert [v.event.kind for v in store.outbox.events()] == [EventKind.NEW_AD], (
+        "not a delivery fault"
+    )
 
 
 async def test_no_secret_of_a_failing_url_reaches_last_error_or_the_log(
@@ -422,7 +426,7 @@ async def test_no_secret_of_a_failing_url_reaches_last_error_or_the_log(
     with caplog.at_level(logging.DEBUG):
         report = await Outbox(settings, store, clock=clock).flush()
     assert report.failed == 2
-    (view,) = store.events()
+    (view,) = store.outbox.events()
     errors = [d.last_error or "" for d in view.deliveries]
     assert all(errors), errors
     logged = caplog.text

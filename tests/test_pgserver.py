@@ -41,6 +41,6 @@ def test_db_url_is_a_fresh_database_at_the_head_on_each_engine(engine: str, db_u
     try:
         assert store.schema_version() == SCHEMA_HEAD
         assert store.engine.dialect.name == engine
-        assert store.watches() == []
+        assert store.memory.watches() == []
     finally:
         store.close()

@@ -133,7 +133,7 @@ def test_every_change_is_reported_exactly_once(
             assert sum(o.credits for o in idle.outcomes) == 0, "polls between refreshes are free"
 
         truth = sim.truth(since=start)
-        views = store.events(limit=100_000)
+        views = store.outbox.events(limit=100_000)
         got = Counter(
             (v.event.watch, v.event.kind.value, v.event.item.id)
             for v in views
@@ -191,7 +191,7 @@ def test_capped_feeds_resume_and_lose_nothing(tmp_path: Path, documented_only: b
         assert "capped" in rounds
         got = Counter(
             (v.event.watch, v.event.kind.value, v.event.item.id)
-            for v in store.events(limit=100_000)
+            for v in store.outbox.events(limit=100_000)
             if v.event.kind in ITEM_KINDS and v.event.item is not None
         )
         expected = expected_events(sim.truth(since=start), targets)

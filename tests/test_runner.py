@@ -44,7 +44,7 @@ watches:
 
 
 def _ops(store: Store, kind: EventKind) -> int:
-    return sum(1 for v in store.events() if v.event.kind == kind)
+    return sum(1 for v in store.outbox.events() if v.event.kind == kind)
 
 
 def _run(settings: Settings, store: Store, key: str, rounds: int = 2, **client: int) -> Runner:
@@ -64,9 +64,9 @@ def test_low_priority_polls_are_shed_over_budget(sim: SimHandle, tmp_path: Path)
     """A month forecast over budget sheds `priority: low` polls and tells ops once."""
     settings = _settings(sim, tmp_path, "budget: {monthly_credits: 100}")
     store = Store(settings.state.database)
-    store.record_credits(datetime.now(UTC), 5000, None)
+    store.ledger.record(datetime.now(UTC), 5000, None)
     _run(settings, store, sim.api_key)
-    watches = {w.name: w for w in store.watches()}
+    watches = {w.name: w for w in store.memory.watches()}
     assert watches["main"].last_outcome == "baseline"
     assert "extra" not in watches, "the low-priority watch never polled"
     assert _ops(store, EventKind.BUDGET_EXCEEDED) == 1

@@ -153,14 +153,14 @@ def store(settings: Settings, now: datetime) -> Iterator[Store]:
         remaining=8997,
     )
     _poll(db, "gone-watch", now - timedelta(hours=2), outcome="failed", error=f"boom {SLACK}")
-    db.record_event(
+    db.outbox.record(
         ops_event(EventKind.WATCH_FAILING, "gone-watch", now - timedelta(hours=2), {"failures": 3}),
         {},
     )
-    due = db.due_deliveries(now)
+    due = db.outbox.due(now)
     first_poll = [d for d in due if d.event.key.endswith("item-2|x")]
-    db.mark_sent([d.id for d in first_poll if d.url_index == 0], now)
-    db.mark_failed(
+    db.outbox.mark_sent([d.id for d in first_poll if d.url_index == 0], now)
+    db.outbox.mark_failed(
         [d.id for d in first_poll if d.url_index == 1], f"HTTP 500 from {TELEGRAM}", now, dead=False
     )
     yield db
@@ -360,11 +360,11 @@ def test_status_says_how_each_watch_reads_its_changes(config: Path, store: Store
     by_name = {w["name"]: w for w in json.loads(out)["watches"]}
     assert by_name["acme-shop"]["strategy"].startswith("change feed (updatedAfter) if accepted")
     assert by_name["paused-one"]["strategy"] == "disabled"
-    store.set_meta("api.updated_after", "0")
+    store.meta.set("api.updated_after", "0")
     code, out = _invoke(config, "status")
     assert code == 0, out
     assert "reading: updatedAt scan down to the watermark" in out
-    store.set_meta("api.updated_after", "1")
+    store.meta.set("api.updated_after", "1")
     code, out = _invoke(config, "status", "--json")
     by_name = {w["name"]: w for w in json.loads(out)["watches"]}
     assert by_name["acme-shop"]["strategy"] == "change feed (updatedAfter)"

@@ -28,11 +28,12 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-import watcher.store.state
+import watcher.store.database
 from watcher.detect import Detection, Seen, WatchState, event_key
 from watcher.errors import StoreError
 from watcher.models import Event, EventKind, Item, ItemStatus, ItemType
 from watcher.store import SCHEMA_HEAD, PollRecord, Resume, Routes, Store
+from watcher.store.queue import OutboxQueue
 
 T0 = datetime(2026, 4, 1, tzinfo=UTC)
 ROUTES: Routes = {
@@ -164,7 +165,7 @@ def test_reopening_migrates_nothing_and_keeps_the_data(store: Store, url: str) -
     store.close()
     for _ in range(2):
         again = Store(url)
-        assert set(again.load_state("acme").items) == {"a"}
+        assert set(again.memory.load("acme").items) == {"a"}
         assert count(again, "alembic_version") == 1
         again.close()
 
@@ -206,12 +207,12 @@ def test_foreign_keys_are_enforced(store: Store) -> None:
 
 def test_repr_hides_the_password_of_the_url(monkeypatch: pytest.MonkeyPatch) -> None:
     """repr(Store) shows where the database is, never its password."""
-    real = watcher.store.state.create_engine
+    real = watcher.store.database.create_engine
 
     def engine_without_driver(url: str, **kwargs: Any) -> Any:
         return real(url, module=sqlite3, **kwargs)  # no PostgreSQL driver needed to build it
 
-    monkeypatch.setattr(watcher.store.state, "create_engine", engine_without_driver)
+    monkeypatch.setattr(watcher.store.database, "create_engine", engine_without_driver)
     shown = repr(Store("postgresql+pg8000://alice:s3cret@db.example/watcher", migrate=False))
     assert "s3cret" not in shown
     assert "alice" in shown
@@ -230,7 +231,7 @@ def test_missing_database_driver_is_a_store_error(monkeypatch: pytest.MonkeyPatc
     def no_driver(url: str, **kwargs: Any) -> Any:
         raise ModuleNotFoundError("No module named 'psycopg'")
 
-    monkeypatch.setattr(watcher.store.state, "create_engine", no_driver)
+    monkeypatch.setattr(watcher.store.database, "create_engine", no_driver)
     with pytest.raises(StoreError, match="psycopg"):
         Store("postgresql://alice:s3cret@db.example/watcher")
 
@@ -239,14 +240,14 @@ def test_missing_database_driver_is_a_store_error(monkeypatch: pytest.MonkeyPatc
 
 
 def test_a_watch_never_polled_has_an_empty_memory(store: Store) -> None:
-    """load_state of an unknown watch is a fresh WatchState (no baseline yet)."""
-    assert store.load_state("nobody") == WatchState()
-    assert store.resume("nobody") == Resume()
-    assert store.watches() == []
+    """memory.load of an unknown watch is a fresh WatchState (no baseline yet)."""
+    assert store.memory.load("nobody") == WatchState()
+    assert store.memory.resume("nobody") == Resume()
+    assert store.memory.watches() == []
 
 
 def test_apply_poll_round_trips_the_watch_state(store: Store) -> None:
-    """What apply_poll stored, load_state returns equal, with aware UTC datetimes."""
+    """What apply_poll stored, memory.load returns equal, with aware UTC datetimes."""
     cest = timezone(timedelta(hours=2))
     items = [
         seen(
@@ -267,20 +268,20 @@ def test_apply_poll_round_trips_the_watch_state(store: Store) -> None:
     found = detection(items, watermark=3, exact=False)
     mark = datetime(2026, 4, 3, tzinfo=UTC)
     store.apply_poll(poll(found, resume=Resume(page=4, offset=96, mark=mark)), ROUTES)
-    loaded = store.load_state("acme")
+    loaded = store.memory.load("acme")
     assert loaded == found.state
     stamps = [loaded.baseline_at, loaded.watermark, loaded.items["a"].updated_at]
     stamps += [loaded.items["b"].follow_until, loaded.items["a"].first_seen]
     assert all(s is not None and s.utcoffset() == timedelta(0) for s in stamps)
     assert loaded.items["a"].updated_at == datetime(2026, 4, 2, 12, 30, 5, 123456, tzinfo=UTC)
     assert loaded.items["c"].pinned is None
-    assert store.resume("acme") == Resume(page=4, offset=96, mark=mark)
+    assert store.memory.resume("acme") == Resume(page=4, offset=96, mark=mark)
 
 
 def test_only_touched_items_are_written(store: Store) -> None:
     """The store upserts the items detection touched, not the whole memory."""
     store.apply_poll(poll(detection([seen("a"), seen("b")], touched=["a"])), ROUTES)
-    assert set(store.load_state("acme").items) == {"a"}
+    assert set(store.memory.load("acme").items) == {"a"}
 
 
 def test_upsert_updates_an_item_but_keeps_when_it_was_first_seen(store: Store) -> None:
@@ -288,7 +289,7 @@ def test_upsert_updates_an_item_but_keeps_when_it_was_first_seen(store: Store) -
     store.apply_poll(poll(detection([seen("a", status=ItemStatus.ACTIVE)])), ROUTES)
     later = seen("a", status=ItemStatus.INACTIVE, first_seen=day(5), last_seen=day(5), pinned=False)
     store.apply_poll(poll(detection([later], watermark=5), at=5), ROUTES)
-    stored = store.load_state("acme").items["a"]
+    stored = store.memory.load("acme").items["a"]
     assert stored == replace(later, first_seen=day(1))
 
 
@@ -297,23 +298,23 @@ def test_a_naive_datetime_is_refused(store: Store) -> None:
     naive = seen("a", updated_at=datetime(2026, 4, 1, 12))  # noqa: DTZ001
     with pytest.raises(StoreError):
         store.apply_poll(poll(detection([naive])), ROUTES)
-    assert store.watches() == []
+    assert store.memory.watches() == []
 
 
 def test_memories_of_watches_are_separate(store: Store) -> None:
     """Two watches remembering the same item keep separate rows."""
     store.apply_poll(poll(detection([seen("a", rank=3)])), ROUTES)
     store.apply_poll(poll(detection([seen("a", rank=90)]), watch="other"), ROUTES)
-    assert store.load_state("acme").items["a"].rank == 3
-    assert store.load_state("other").items["a"].rank == 90
+    assert store.memory.load("acme").items["a"].rank == 3
+    assert store.memory.load("other").items["a"].rank == 90
 
 
 def test_forget_watch_drops_its_memory_but_not_its_events(store: Store) -> None:
-    """After forget_watch the next poll is a first run; recorded events stay."""
+    """After memory.forget the next poll is a first run; recorded events stay."""
     store.apply_poll(poll(detection([seen("a")], [event(EventKind.NEW_AD, "a")])), ROUTES)
-    store.forget_watch("acme")
-    assert store.load_state("acme") == WatchState()
-    assert [v.event.key for v in store.events()] == [event(EventKind.NEW_AD, "a").key]
+    store.memory.forget("acme")
+    assert store.memory.load("acme") == WatchState()
+    assert [v.event.key for v in store.outbox.events()] == [event(EventKind.NEW_AD, "a").key]
 
 
 # --- polls, failures and credits ------------------------------------------------------------
@@ -325,17 +326,17 @@ def test_poll_records_count_failures_until_a_success(store: Store) -> None:
     first = store.apply_poll(poll(at=3, error="API unavailable"), ROUTES)
     second = store.apply_poll(poll(at=4, error="rate limited"), ROUTES)
     assert second.poll_id == first.poll_id + 1
-    (info,) = store.watches()
+    (info,) = store.memory.watches()
     assert (info.consecutive_failures, info.last_error, info.last_outcome) == (
         2,
         "rate limited",
         "failed",
     )
     assert info.last_poll_at == day(4)
-    assert store.consecutive_failures("acme") == 2
-    assert store.load_state("acme").watermark == day(2)
+    assert store.memory.consecutive_failures("acme") == 2
+    assert store.memory.load("acme").watermark == day(2)
     store.apply_poll(poll(detection([seen("a")], watermark=5), at=5), ROUTES)
-    (info,) = store.watches()
+    (info,) = store.memory.watches()
     assert (info.consecutive_failures, info.last_error, info.refresh) == (0, None, "2026-04-06")
     assert info.has_baseline
     assert count(store, "poll") == 4
@@ -346,22 +347,22 @@ def test_credits_are_summed_per_window_and_watch(store: Store) -> None:
     store.apply_poll(poll(detection(), at=1, credits=10, remaining=990), ROUTES)
     store.apply_poll(poll(detection(), at=2, credits=5, remaining=985, watch="other"), ROUTES)
     store.apply_poll(poll(at=3, credits=2, remaining=983, error="timeout"), ROUTES)
-    store.record_credits(day(4), 0, 983)
-    assert store.credits_spent(since=day(0)) == 17
-    assert store.credits_spent(since=day(2)) == 7
-    assert store.credits_spent(since=day(1), until=day(3)) == 15
-    assert store.credits_spent(since=day(0), watch="acme") == 12
-    assert store.credits_spent(since=day(9)) == 0
+    store.ledger.record(day(4), 0, 983)
+    assert store.ledger.spent(since=day(0)) == 17
+    assert store.ledger.spent(since=day(2)) == 7
+    assert store.ledger.spent(since=day(1), until=day(3)) == 15
+    assert store.ledger.spent(since=day(0), watch="acme") == 12
+    assert store.ledger.spent(since=day(9)) == 0
 
 
 def test_last_balance_is_the_latest_reported(store: Store) -> None:
     """last_balance is the balance last reported, skipping rows without one."""
-    assert store.last_balance() is None
+    assert store.ledger.last_balance() is None
     store.apply_poll(poll(detection(), credits=10, remaining=990), ROUTES)
     store.apply_poll(poll(detection(), at=2, credits=3), ROUTES)
-    assert store.last_balance() == 990
-    store.record_credits(day(3), 0, 500)
-    assert store.last_balance() == 500
+    assert store.ledger.last_balance() == 990
+    store.ledger.record(day(3), 0, 500)
+    assert store.ledger.last_balance() == 500
 
 
 def test_a_free_poll_adds_no_ledger_row(store: Store) -> None:
@@ -385,7 +386,7 @@ def test_applying_a_detection_twice_records_each_event_and_delivery_once(store: 
     assert second.new_events == ()
     assert count(store, "event") == 2
     assert delivery_count(store) == 3 + 2
-    views = {v.event.kind: v.deliveries for v in store.events()}
+    views = {v.event.kind: v.deliveries for v in store.outbox.events()}
     assert [(d.notifier, d.url_index) for d in views[EventKind.NEW_AD]] == [
         ("marketing", 0),
         ("marketing", 1),
@@ -400,19 +401,19 @@ def test_applying_a_detection_twice_records_each_event_and_delivery_once(store: 
 def test_an_event_with_no_route_is_recorded_without_deliveries(store: Store) -> None:
     """A kind nobody is routed to is still recorded, with an empty outbox."""
     store.apply_poll(poll(detection([seen("a")], [event(EventKind.PINNED, "a")])), ROUTES)
-    (view,) = store.events()
+    (view,) = store.outbox.events()
     assert view.event.kind == EventKind.PINNED
     assert view.deliveries == ()
-    assert store.outbox_depth() == 0
+    assert store.outbox.depth() == 0
 
 
 def test_events_round_trip_with_their_item_snapshot(store: Store) -> None:
     """A stored event comes back equal: kind, watch, time, figures and the item snapshot."""
     original = event(EventKind.NEW_AD, "a")
     store.apply_poll(poll(detection([seen("a")], [original])), ROUTES)
-    (view,) = store.events()
+    (view,) = store.outbox.events()
     assert view.event == original
-    due = store.due_deliveries(day(1))
+    due = store.outbox.due(day(1))
     assert len(due) == 3
     assert all(d.event == original for d in due)
 
@@ -423,25 +424,25 @@ def test_events_are_listed_newest_first_and_filtered(store: Store) -> None:
         found = detection([], [event(EventKind.PINNED, f"i{n}", n)], watermark=n)
         store.apply_poll(poll(found, at=n), ROUTES)
     ops = event(EventKind.WATCH_FAILING, "x", 4, watch="other")
-    store.record_event(replace(ops, item=None), ROUTES)
-    assert [v.event.watch for v in store.events()] == ["other", "acme", "acme", "acme"]
-    assert [v.event.item.id for v in store.events(watch="acme") if v.event.item] == [
+    store.outbox.record(replace(ops, item=None), ROUTES)
+    assert [v.event.watch for v in store.outbox.events()] == ["other", "acme", "acme", "acme"]
+    assert [v.event.item.id for v in store.outbox.events(watch="acme") if v.event.item] == [
         "i3",
         "i2",
         "i1",
     ]
-    assert len(store.events(since=day(2))) == 3
-    assert len(store.events(limit=2)) == 2
-    ids = [v.id for v in store.events()]
+    assert len(store.outbox.events(since=day(2))) == 3
+    assert len(store.outbox.events(limit=2)) == 2
+    ids = [v.id for v in store.outbox.events()]
     assert ids == sorted(ids, reverse=True)
 
 
 def test_record_event_records_an_ops_event_once(store: Store) -> None:
     """An ops event outside a poll is recorded once, with its outbox rows."""
     ops = Event("ops|watch_failing|acme|t", EventKind.WATCH_FAILING, "acme", day(1))
-    assert store.record_event(ops, ROUTES)
-    assert not store.record_event(ops, ROUTES)
-    (due,) = store.due_deliveries(day(1))
+    assert store.outbox.record(ops, ROUTES)
+    assert not store.outbox.record(ops, ROUTES)
+    (due,) = store.outbox.due(day(1))
     assert (due.notifier, due.poll_id, due.event.item) == ("ops", None, None)
 
 
@@ -451,28 +452,28 @@ def test_due_deliveries_are_pending_rows_due_oldest_event_first(store: Store) ->
     early = detection([seen("a")], [event(EventKind.NEW_AD, "a", 1)])
     store.apply_poll(poll(early), ROUTES)
     store.apply_poll(poll(late, at=2), ROUTES)
-    assert store.due_deliveries(day(0.5)) == []
-    assert [d.event.kind for d in store.due_deliveries(day(1))] == [EventKind.NEW_AD] * 3
-    due = store.due_deliveries(day(2))
+    assert store.outbox.due(day(0.5)) == []
+    assert [d.event.kind for d in store.outbox.due(day(1))] == [EventKind.NEW_AD] * 3
+    due = store.outbox.due(day(2))
     assert [d.event.kind for d in due] == [EventKind.NEW_AD] * 3 + [EventKind.AD_STOPPED] * 2
     assert [d.event_id for d in due] == sorted(d.event_id for d in due)
-    assert len(store.due_deliveries(day(2), limit=2)) == 2
+    assert len(store.outbox.due(day(2), limit=2)) == 2
     assert all(d.attempts == 0 and d.poll_id is not None for d in due)
 
 
 def test_mark_sent_and_mark_failed_move_deliveries(store: Store) -> None:
     """Sent rows leave the outbox; failed ones retry later; dead ones never come back."""
     store.apply_poll(poll(detection([seen("a")], [event(EventKind.NEW_AD, "a")])), ROUTES)
-    first, second, third = store.due_deliveries(day(1))
-    assert store.outbox_depth() == 3
-    store.mark_sent([first.id], day(1))
-    store.mark_failed([second.id], "HTTP 500 " + "x" * 600, day(1.5), dead=False)
-    store.mark_failed([third.id], "HTTP 404", day(1.5), dead=True)
-    assert store.outbox_depth() == 1
-    assert store.due_deliveries(day(1.4)) == []
-    (retry,) = store.due_deliveries(day(1.5))
+    first, second, third = store.outbox.due(day(1))
+    assert store.outbox.depth() == 3
+    store.outbox.mark_sent([first.id], day(1))
+    store.outbox.mark_failed([second.id], "HTTP 500 " + "x" * 600, day(1.5), dead=False)
+    store.outbox.mark_failed([third.id], "HTTP 404", day(1.5), dead=True)
+    assert store.outbox.depth() == 1
+    assert store.outbox.due(day(1.4)) == []
+    (retry,) = store.outbox.due(day(1.5))
     assert (retry.id, retry.attempts) == (second.id, 1)
-    (view,) = store.events()
+    (view,) = store.outbox.events()
     states = {(d.notifier, d.url_index): (d.state, d.attempts) for d in view.deliveries}
     assert states == {
         ("marketing", 0): ("sent", 1),
@@ -484,9 +485,9 @@ def test_mark_sent_and_mark_failed_move_deliveries(store: Store) -> None:
     assert errors["pending"] is not None
     assert len(errors["pending"]) == 500
     assert errors["dead"] == "HTTP 404"
-    store.mark_failed([second.id], "HTTP 500", day(2), dead=True)
-    assert store.outbox_depth() == 0
-    assert store.due_deliveries(day(9)) == []
+    store.outbox.mark_failed([second.id], "HTTP 500", day(2), dead=True)
+    assert store.outbox.depth() == 0
+    assert store.outbox.due(day(9)) == []
 
 
 # --- episodes and meta --------------------------------------------------------------------
@@ -495,24 +496,24 @@ def test_mark_sent_and_mark_failed_move_deliveries(store: Store) -> None:
 def test_an_episode_opens_once_and_closes_once(store: Store) -> None:
     """open_episode is True only when it opens; close_episode only when it was open."""
     kind = EventKind.WATCH_FAILING
-    assert not store.episode_open(kind, "acme")
-    assert store.open_episode(kind, "acme", day(1))
-    assert not store.open_episode(kind, "acme", day(2))
-    assert store.open_episode(kind, "other", day(2))
-    assert store.episode_open(kind, "acme")
-    assert store.close_episode(kind, "acme")
-    assert not store.close_episode(kind, "acme")
-    assert not store.episode_open(kind, "acme")
-    assert store.episode_open(kind, "other")
-    assert store.open_episode(kind, "acme", day(3))
+    assert not store.episodes.is_open(kind, "acme")
+    assert store.episodes.open(kind, "acme", day(1))
+    assert not store.episodes.open(kind, "acme", day(2))
+    assert store.episodes.open(kind, "other", day(2))
+    assert store.episodes.is_open(kind, "acme")
+    assert store.episodes.close(kind, "acme")
+    assert not store.episodes.close(kind, "acme")
+    assert not store.episodes.is_open(kind, "acme")
+    assert store.episodes.is_open(kind, "other")
+    assert store.episodes.open(kind, "acme", day(3))
 
 
 def test_meta_values_are_set_and_overwritten(store: Store) -> None:
     """set_meta upserts a small fact; get_meta reads it back, None when unknown."""
-    assert store.get_meta("updated_after") is None
-    store.set_meta("updated_after", "1")
-    store.set_meta("updated_after", "0")
-    assert store.get_meta("updated_after") == "0"
+    assert store.meta.get("updated_after") is None
+    store.meta.set("updated_after", "1")
+    store.meta.set("updated_after", "0")
+    assert store.meta.get("updated_after") == "0"
 
 
 # --- retention ----------------------------------------------------------------------------
@@ -522,16 +523,16 @@ def test_mark_removed_notes_when_a_watch_left_the_config(store: Store) -> None:
     """Watches missing from the config get removed_at once; back in the config, cleared."""
     for name in ("acme", "gone"):
         store.apply_poll(poll(detection([seen("a")]), watch=name), ROUTES)
-    store.mark_removed(["acme"], day(2))
-    store.mark_removed(["acme"], day(3))
-    removed = {w.name: w.removed_at for w in store.watches()}
+    store.memory.mark_removed(["acme"], day(2))
+    store.memory.mark_removed(["acme"], day(3))
+    removed = {w.name: w.removed_at for w in store.memory.watches()}
     assert removed == {"acme": None, "gone": day(2)}
-    store.mark_removed(["acme", "gone"], day(4))
-    assert all(w.removed_at is None for w in store.watches())
-    store.mark_removed([], day(5))
-    assert all(w.removed_at == day(5) for w in store.watches())
+    store.memory.mark_removed(["acme", "gone"], day(4))
+    assert all(w.removed_at is None for w in store.memory.watches())
+    store.memory.mark_removed([], day(5))
+    assert all(w.removed_at == day(5) for w in store.memory.watches())
     store.apply_poll(poll(at=6, error="x"), ROUTES)
-    assert {w.name: w.removed_at for w in store.watches()}["acme"] is None
+    assert {w.name: w.removed_at for w in store.memory.watches()}["acme"] is None
 
 
 def test_prune_drops_old_history_but_never_undelivered_events(store: Store) -> None:
@@ -547,19 +548,19 @@ def test_prune_drops_old_history_but_never_undelivered_events(store: Store) -> N
         poll(detection([], [recent], watermark=30), at=30, credits=1, remaining=8), ROUTES
     )
     ids: dict[str, list[int]] = {}
-    for d in store.due_deliveries(day(30)):
+    for d in store.outbox.due(day(30)):
         ids.setdefault(d.event.key, []).append(d.id)
-    store.mark_sent(ids[sent.key], day(1))
-    store.mark_failed(ids[dead.key], "gone", day(1), dead=True)
-    store.mark_sent(ids[pending.key][:1], day(1))
+    store.outbox.mark_sent(ids[sent.key], day(1))
+    store.outbox.mark_failed(ids[dead.key], "gone", day(1), dead=True)
+    store.outbox.mark_sent(ids[pending.key][:1], day(1))
 
     removed = store.prune(day(31), retention=timedelta(days=10), grace=timedelta(days=30))
 
-    kept = {v.event.key for v in store.events()}
+    kept = {v.event.key for v in store.outbox.events()}
     assert kept == {pending.key, recent.key}
     assert count(store, "poll") == 1
     assert count(store, "credit_ledger") == 1
-    assert store.credits_spent(since=day(0)) == 1
+    assert store.ledger.spent(since=day(0)) == 1
     assert delivery_count(store) == 3 + 3
     assert removed == 1 + 1 + 3
     assert store.prune(day(31), retention=timedelta(days=10), grace=timedelta(days=30)) == 0
@@ -569,15 +570,15 @@ def test_prune_forgets_removed_watches_only_after_the_grace_period(store: Store)
     """A removed watch keeps its memory through the grace period (it may come back)."""
     store.apply_poll(poll(detection([seen("a"), seen("b")])), ROUTES)
     store.apply_poll(poll(detection([seen("a")]), watch="kept"), ROUTES)
-    store.mark_removed(["kept"], day(2))
+    store.memory.mark_removed(["kept"], day(2))
     grace = timedelta(days=30)
     store.prune(day(31), retention=timedelta(days=365), grace=grace)
-    assert set(store.load_state("acme").items) == {"a", "b"}
+    assert set(store.memory.load("acme").items) == {"a", "b"}
     removed = store.prune(day(33), retention=timedelta(days=365), grace=grace)
     assert removed == 2
-    assert store.load_state("acme") == WatchState()
-    assert [w.name for w in store.watches()] == ["kept"]
-    assert set(store.load_state("kept").items) == {"a"}
+    assert store.memory.load("acme") == WatchState()
+    assert [w.name for w in store.memory.watches()] == ["kept"]
+    assert set(store.memory.load("kept").items) == {"a"}
 
 
 # --- atomicity ------------------------------------------------------------------------------
@@ -588,18 +589,18 @@ def test_a_poll_failing_midway_stores_nothing(
 ) -> None:
     """If the transaction fails after the items were written, none of the poll is kept."""
     store.apply_poll(poll(detection([seen("a", rank=1)])), ROUTES)
-    before = store.load_state("acme")
+    before = store.memory.load("acme")
 
     def broken(*args: object, **kwargs: object) -> tuple[Event, ...]:
         raise OperationalError("INSERT INTO event", {}, sqlite3.OperationalError("disk I/O error"))
 
-    monkeypatch.setattr(Store, "_insert_events", broken)
+    monkeypatch.setattr(OutboxQueue, "queue", broken)
     found = detection([seen("a", rank=50), seen("b")], [event(EventKind.NEW_AD, "b")], watermark=5)
     with pytest.raises(StoreError, match="disk I/O error"):
         store.apply_poll(poll(found, at=5, credits=7, remaining=1), ROUTES)
-    assert store.load_state("acme") == before
+    assert store.memory.load("acme") == before
     assert (count(store, "poll"), count(store, "event"), count(store, "credit_ledger")) == (1, 0, 0)
-    assert store.watches()[0].last_poll_at == day(1)
+    assert store.memory.watches()[0].last_poll_at == day(1)
 
 
 def test_a_bad_event_rolls_back_the_whole_poll(store: Store) -> None:
@@ -608,8 +609,8 @@ def test_a_bad_event_rolls_back_the_whole_poll(store: Store) -> None:
     found = detection([seen("a"), seen("b")], [event(EventKind.AD_STOPPED, "a"), bad])
     with pytest.raises(StoreError):
         store.apply_poll(poll(found, credits=3), ROUTES)
-    assert store.watches() == []
-    assert store.load_state("acme") == WatchState()
+    assert store.memory.watches() == []
+    assert store.memory.load("acme") == WatchState()
     for table in ("poll", "event", "delivery", "credit_ledger", "item_seen"):
         assert count(store, table) == 0, table
 
@@ -626,7 +627,7 @@ from watcher.store import PollRecord, Store
 store = Store(sys.argv[1])
 t0 = datetime(2026, 4, 1, tzinfo=UTC)
 routes = {EventKind.NEW_AD: [("marketing", 2)]}
-n = len(store.load_state("acme").items)
+n = len(store.memory.load("acme").items)
 while True:
     at = t0 + timedelta(minutes=n)
     seen = Seen(f"i{n}", at, at, updated_at=at)
@@ -666,13 +667,13 @@ def assert_whole_polls(url: str, printed: int) -> int:
     try:
         polls = count(store, "poll")
         assert printed <= polls <= printed + 1
-        state = store.load_state("acme")
+        state = store.memory.load("acme")
         assert set(state.items) == {f"i{n}" for n in range(polls)}
-        assert [v.event.key for v in store.events(limit=10_000)] == [
+        assert [v.event.key for v in store.outbox.events(limit=10_000)] == [
             f"e{n}" for n in reversed(range(polls))
         ]
         assert delivery_count(store) == 2 * polls
-        assert store.credits_spent(since=T0) == polls
+        assert store.ledger.spent(since=T0) == polls
         if polls:
             assert state.watermark == T0 + timedelta(minutes=polls - 1)
             assert state.refresh == str(polls - 1)
@@ -756,7 +757,7 @@ def test_a_database_at_the_first_schema_upgrades_keeping_its_data(tmp_path: Path
     engine.dispose()
     store = Store(url)
     assert store.schema_version() == SCHEMA_HEAD
-    assert [w.name for w in store.watches()] == ["old"]
-    assert store.load_state("old").refresh == "2026-04-01"
-    assert store.resume("old") == Resume()
+    assert [w.name for w in store.memory.watches()] == ["old"]
+    assert store.memory.load("old").refresh == "2026-04-01"
+    assert store.memory.resume("old") == Resume()
     store.close()

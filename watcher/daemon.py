@@ -134,8 +134,8 @@ class Daemon:
             self.scheduler.start()
             self.health.scheduler_running = True
             await self._schedule_all(settings)
-            store.mark_removed([w.name for w in settings.watches], self.clock())
-            await asyncio.to_thread(store.set_meta, REJECTED_VERSION, "")
+            store.memory.mark_removed([w.name for w in settings.watches], self.clock())
+            await asyncio.to_thread(store.meta.set, REJECTED_VERSION, "")
             tasks = [
                 asyncio.create_task(self.outbox.run(self.stop), name="outbox"),
                 asyncio.create_task(self.reloader.watch_config(), name="config-watch"),
@@ -210,13 +210,13 @@ class Daemon:
             t.events,
             t.credits,
             self.outbox.totals.sent,
-            self.store.outbox_depth(),
+            self.store.outbox.depth(),
         )
 
     # --- scheduling ---------------------------------------------------------------------
 
     async def _schedule_all(self, settings: Settings) -> None:
-        last = {w.name: w.last_poll_at for w in self.store.watches()}
+        last = {w.name: w.last_poll_at for w in self.store.memory.watches()}
         for watch in settings.watches:
             if watch.enabled:
                 self._add_job(watch, settings, last.get(watch.name))
@@ -293,7 +293,7 @@ class Daemon:
     async def _summary(self, since: Totals, sent: int, period: timedelta) -> None:
         """The periodic one-line summary at INFO (per-poll lines of idle polls are DEBUG)."""
         t = self.totals
-        pending = await asyncio.to_thread(self.store.outbox_depth)
+        pending = await asyncio.to_thread(self.store.outbox.depth)
         logger.info(
             "last %s: %d polls (%d failed), %d events, %d credits, %d delivered, %d pending",
             str(period).split(".")[0],
@@ -372,7 +372,7 @@ class Daemon:
             )
         )
         self._delivered = totals
-        self.metrics.set_outbox_depth(await asyncio.to_thread(self.store.outbox_depth))
+        self.metrics.set_outbox_depth(await asyncio.to_thread(self.store.outbox.depth))
         states = await asyncio.to_thread(self.outbox.gate.control.delivery_states)
         self.metrics.set_delivery_states(states)
         self.metrics.set_credit_balance(self.runner.client.meter.balance)

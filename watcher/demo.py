@@ -132,7 +132,7 @@ def _status_printer(daemon: Daemon) -> Any:
     def hook(outcome: PollOutcome) -> None:
         if outcome.outcome is not Outcome.OK or daemon.settings is None:
             return
-        refresh = daemon.store.watches()
+        refresh = daemon.store.memory.watches()
         key = ",".join(sorted(str(w.refresh) for w in refresh))
         if key in seen or len({w.refresh for w in refresh}) != 1:
             return  # print once per refresh, when every watch has caught up

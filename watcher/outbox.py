@@ -179,7 +179,7 @@ class Outbox:
     async def _pass(self, *, force: bool = False) -> FlushReport:
         now = self.clock()
         await self.gate.prepare(now)
-        waiting = await asyncio.to_thread(self.store.due_deliveries, _EVERYTHING)
+        waiting = await asyncio.to_thread(self.store.outbox.due, _EVERYTHING)
         waiting = await self.gate.sift(waiting, now)
         due = {
             r.id for r in waiting if force or r.next_attempt_at is None or r.next_attempt_at <= now
@@ -227,7 +227,7 @@ class Outbox:
             sent += len(batch)
         if sent:
             await asyncio.to_thread(
-                self.store.close_episode, EventKind.DELIVERY_FAILED, f"{notifier}[{index}]"
+                self.store.episodes.close, EventKind.DELIVERY_FAILED, f"{notifier}[{index}]"
             )
         return report + FlushReport(sent=sent)
 
@@ -263,16 +263,16 @@ class Outbox:
                 return f"part {number + 1} of {len(messages)}: {error}"
             self._parts_sent[tuple(ids)] = hashes[: number + 1]
             note = json.dumps({"rows": ids, "sent": hashes[: number + 1]})
-            await asyncio.to_thread(self.store.set_meta, key, note)
+            await asyncio.to_thread(self.store.meta.set, key, note)
         await self._mark_sent(ids, hashes)
         self._parts_sent.pop(tuple(ids), None)
-        await asyncio.to_thread(self.store.delete_meta, key)
+        await asyncio.to_thread(self.store.meta.delete, key)
         return None
 
     async def _mark_sent(self, ids: list[int], hashes: list[str]) -> None:
         """Mark rows sent; if the store fails, remember the send so no pass repeats it."""
         try:
-            await asyncio.to_thread(self.store.mark_sent, ids, self.clock())
+            await asyncio.to_thread(self.store.outbox.mark_sent, ids, self.clock())
         except StoreError:
             self._unmarked[tuple(ids)] = hashes
             raise
@@ -280,7 +280,7 @@ class Outbox:
 
     async def _parts_done(self, key: str, ids: list[int], hashes: list[str]) -> int:
         """How many leading parts of this very digest an earlier try already sent."""
-        raw = await asyncio.to_thread(self.store.get_meta, key)
+        raw = await asyncio.to_thread(self.store.meta.get, key)
         try:
             note = json.loads(raw) if raw else None
         except ValueError:
@@ -303,9 +303,11 @@ class Outbox:
         dead = [r.id for r in held if r.attempts + 1 >= limit]
         alive = [r.id for r in held if r.attempts + 1 < limit]
         if alive:
-            await asyncio.to_thread(self.store.mark_failed, alive, error, now + wait, dead=False)
+            await asyncio.to_thread(
+                self.store.outbox.mark_failed, alive, error, now + wait, dead=False
+            )
         if dead:
-            await asyncio.to_thread(self.store.mark_failed, dead, error, now, dead=True)
+            await asyncio.to_thread(self.store.outbox.mark_failed, dead, error, now, dead=True)
         logger.warning(
             "%s[%d]: delivery failed (attempt %d): %s; %d held, retry in %ds; %d given up",
             notifier,
@@ -328,7 +330,7 @@ class Outbox:
         else:
             reason = f"notifier {notifier!r} is no longer configured"
         ids = [r.id for r in rows]
-        await asyncio.to_thread(self.store.mark_failed, ids, reason, self.clock(), dead=True)
+        await asyncio.to_thread(self.store.outbox.mark_failed, ids, reason, self.clock(), dead=True)
         logger.warning("%s; %d deliveries dropped as dead", reason, len(ids))
         return FlushReport(dead=len(ids))
 
@@ -337,7 +339,7 @@ class Outbox:
         now = self.clock()
         subject = f"{notifier}[{index}]"
         opened = await asyncio.to_thread(
-            self.store.open_episode, EventKind.DELIVERY_FAILED, subject, now
+            self.store.episodes.open, EventKind.DELIVERY_FAILED, subject, now
         )
         if not opened:
             return
@@ -349,7 +351,7 @@ class Outbox:
             "messages": count,
         }
         event = ops_event(EventKind.DELIVERY_FAILED, subject, now, figures)
-        await asyncio.to_thread(self.store.record_event, event, ops_routes(self.settings))
+        await asyncio.to_thread(self.store.outbox.record, event, ops_routes(self.settings))
         self._recorded = True
         self.wakeup.set()
 

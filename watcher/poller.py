@@ -89,12 +89,14 @@ class Poller:
         """
         started = self._monotonic()
         started_at = self._wall()
-        has_baseline, refresh, resume = await asyncio.to_thread(self.store.progress, watch.name)
+        has_baseline, refresh, resume = await asyncio.to_thread(
+            self.store.memory.progress, watch.name
+        )
         if skips(has_baseline, refresh, resume, fresh):
             return PollOutcome(watch.name, Outcome.SKIPPED)  # one small read: most polls end here
-        state = await asyncio.to_thread(self.store.load_state, watch.name)
+        state = await asyncio.to_thread(self.store.memory.load, watch.name)
         if self.caps.updated_after is None:
-            known = await asyncio.to_thread(self.store.get_meta, CAPABILITY_KEY)
+            known = await asyncio.to_thread(self.store.meta.get, CAPABILITY_KEY)
             if known is not None:
                 self.caps.updated_after = known == "1"
         planner = Planner(
@@ -171,6 +173,6 @@ class Poller:
         if supported is None or supported == self.caps.updated_after:
             return
         self.caps.updated_after = supported
-        await asyncio.to_thread(self.store.set_meta, CAPABILITY_KEY, "1" if supported else "0")
+        await asyncio.to_thread(self.store.meta.set, CAPABILITY_KEY, "1" if supported else "0")
         if not supported:
             logger.warning("the API rejects updatedAfter: falling back to sortBy=updatedAt")

@@ -160,7 +160,7 @@ class Runner:
             await self._open(EventKind.CREDITS_EXHAUSTED, API, balance=0, error=str(error))
             return
         if outcome.outcome.failure:
-            failures = await asyncio.to_thread(self.store.consecutive_failures, watch.name)
+            failures = await asyncio.to_thread(self.store.memory.consecutive_failures, watch.name)
             self._failures[watch.name] = failures
             if failures >= self.settings.ops.failing_after:
                 await self._open(
@@ -221,7 +221,7 @@ class Runner:
             return False
         now = self.clock().astimezone(self.settings.timezone)
         start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        spent = await asyncio.to_thread(self.store.credits_spent, since=start.astimezone(UTC))
+        spent = await asyncio.to_thread(self.store.ledger.spent, since=start.astimezone(UTC))
         days = calendar.monthrange(now.year, now.month)[1]
         forecast = plan.month_forecast(spent, now, start, days)
         if forecast <= budget:
@@ -240,7 +240,7 @@ class Runner:
 
     async def _open(self, kind: EventKind, subject: str, **figures: object) -> None:
         now = self.clock()
-        opened = await asyncio.to_thread(self.store.open_episode, kind, subject, now)
+        opened = await asyncio.to_thread(self.store.episodes.open, kind, subject, now)
         (await self._episodes()).add((kind.value, subject))
         if opened:
             await self.record_ops(ops_event(kind, subject, now, figures))
@@ -252,7 +252,7 @@ class Runner:
         if (kind.value, subject) not in episodes:
             return  # nothing open: no write (every healthy poll comes here)
         episodes.discard((kind.value, subject))
-        closed = await asyncio.to_thread(self.store.close_episode, kind, subject)
+        closed = await asyncio.to_thread(self.store.episodes.close, kind, subject)
         if closed and announce is not None:
             await self.record_ops(ops_event(announce, subject, self.clock(), figures))
 
@@ -261,14 +261,14 @@ class Runner:
         processes, such as ``watcher once``, may open some too)."""
         now = self.clock()
         if self._episode_cache is None or now - self._episode_cache[0] >= EPISODES_TTL:
-            episodes = await asyncio.to_thread(self.store.open_episodes)
+            episodes = await asyncio.to_thread(self.store.episodes.opened)
             self._episode_cache = (now, episodes)
         return self._episode_cache[1]
 
     async def record_ops(self, event: OpsEvent) -> None:
         """Record an ops event in the outbox, routed to ``ops_notify``."""
         logger.warning("ops: %s %s %s", event.kind.value, event.watch, event.figures or "")
-        await asyncio.to_thread(self.store.record_event, event, ops_routes(self.settings))
+        await asyncio.to_thread(self.store.outbox.record, event, ops_routes(self.settings))
 
 
 def _log_poll(outcome: PollOutcome) -> PollOutcome:

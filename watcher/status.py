@@ -139,7 +139,7 @@ def read_events(
     store: Store, now: datetime, since: timedelta, watch: str | None = None
 ) -> list[EventView]:
     """Events detected within ``since`` of ``now``, newest first (by detection time)."""
-    views = store.events(since=now - since, watch=watch)
+    views = store.outbox.events(since=now - since, watch=watch)
     return sorted(views, key=lambda v: (v.event.detected_at, v.id), reverse=True)
 
 
@@ -209,8 +209,8 @@ def build_status(settings: Settings, store: Store, now: datetime) -> StatusRepor
     """Every configured watch, then watches the database knows but the config dropped."""
     tz = settings.timezone
     today, month = period_starts(now, tz)
-    known = {info.name: info for info in store.watches()}
-    learned = store.get_meta(UPDATED_AFTER_KEY)
+    known = {info.name: info for info in store.memory.watches()}
+    learned = store.meta.get(UPDATED_AFTER_KEY)
     updated_after = None if learned is None else learned == "1"
     lines: list[WatchStatus] = []
     for watch in settings.watches:
@@ -230,8 +230,8 @@ def build_status(settings: Settings, store: Store, now: datetime) -> StatusRepor
                 next_poll=upcoming,
                 next_note=note,
                 consecutive_failures=info.consecutive_failures if info else 0,
-                credits_today=store.credits_spent(since=today, watch=watch.name),
-                credits_month=store.credits_spent(since=month, watch=watch.name),
+                credits_today=store.ledger.spent(since=today, watch=watch.name),
+                credits_month=store.ledger.spent(since=month, watch=watch.name),
                 strategy=strategy(watch, updated_after, info.exact if info else True),
             )
         )
@@ -251,16 +251,16 @@ def build_status(settings: Settings, store: Store, now: datetime) -> StatusRepor
                 next_poll=None,
                 next_note="removed",
                 consecutive_failures=info.consecutive_failures,
-                credits_today=store.credits_spent(since=today, watch=name),
-                credits_month=store.credits_spent(since=month, watch=name),
+                credits_today=store.ledger.spent(since=today, watch=name),
+                credits_month=store.ledger.spent(since=month, watch=name),
             )
         )
     return StatusReport(
         watches=tuple(lines),
-        balance=store.last_balance(),
-        credits_today=store.credits_spent(since=today),
-        credits_month=store.credits_spent(since=month),
-        outbox_pending=store.outbox_depth(),
+        balance=store.ledger.last_balance(),
+        credits_today=store.ledger.spent(since=today),
+        credits_month=store.ledger.spent(since=month),
+        outbox_pending=store.outbox.depth(),
         timezone=tz,
     )
 

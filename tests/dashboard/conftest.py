@@ -119,7 +119,7 @@ def seed(store: Store) -> list[Event]:
         )
     )
     for ev in events:
-        assert store.record_event(ev, ROUTES)
+        assert store.outbox.record(ev, ROUTES)
     return events
 
 

@@ -89,7 +89,7 @@ async def test_api_events_have_the_fields_of_watcher_events_json(
     """Each event carries every key of ``watcher events --json``, with the same values,
     plus the item's handle, caption, TikTok link and thumbnail."""
     events = await _events(client)
-    views = world.store.events(limit=500)
+    views = world.store.outbox.events(limit=500)
     assert [e["id"] for e in events] == [v.id for v in views]
     for got, view in zip(events, views, strict=True):
         expected = event_json(view)

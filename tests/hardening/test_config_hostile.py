@@ -124,7 +124,9 @@ async def test_the_config_rejected_alert_and_its_figures_hold_no_secret(
     save(daemon, pasted_url_config(tmp_path))
     assert not await daemon.reload()
     [event] = [
-        v.event for v in daemon.store.events(limit=10) if v.event.kind == EventKind.CONFIG_REJECTED
+        v.event
+        for v in daemon.store.outbox.events(limit=10)
+        if v.event.kind == EventKind.CONFIG_REJECTED
     ]
     text = str(event.figures)
     assert "unknown notifier" in text
@@ -176,7 +178,9 @@ async def test_a_reload_with_a_broken_template_is_rejected(daemon: Daemon, tmp_p
     assert not await daemon.reload()
     assert daemon.outbox.renderer is renderer
     [event] = [
-        v.event for v in daemon.store.events(limit=10) if v.event.kind == EventKind.CONFIG_REJECTED
+        v.event
+        for v in daemon.store.outbox.events(limit=10)
+        if v.event.kind == EventKind.CONFIG_REJECTED
     ]
     assert "pinned.body.j2" in str(event.figures["error"])
 

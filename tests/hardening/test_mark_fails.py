@@ -65,14 +65,15 @@ async def test_a_failed_mark_after_a_send_never_resends(tmp_path: Path, small_di
             await asyncio.to_thread(rx.wait_for, 1)
             await asyncio.sleep(3)
             assert len(rx.requests) == 1, "the failed mark did not turn into resends"
-            assert any(d.state == "pending" for v in store.events() for d in v.deliveries)
+            assert any(d.state == "pending" for v in store.outbox.events() for d in v.deliveries)
             filler.unlink()
             await until(
-                lambda: all(d.state == "sent" for v in store.events() for d in v.deliveries), 90
+                lambda: all(d.state == "sent" for v in store.outbox.events() for d in v.deliveries),
+                90,
             )
             stop.set()
             await asyncio.wait_for(worker, 30)
-            assert all(d.state == "sent" for v in store.events() for d in v.deliveries)
+            assert all(d.state == "sent" for v in store.outbox.events() for d in v.deliveries)
             assert len(rx.requests) == 1, "marked sent without sending again"
         finally:
             store.close()

@@ -58,8 +58,8 @@ def test_a_crashing_poll_is_a_counted_failure_without_a_traceback(
             assert "w: failed" in result.output
     store = Store(f"sqlite:///{tmp_path / 'state.db'}")
     try:
-        assert store.consecutive_failures("w") == 2
-        kinds = [v.event.kind for v in store.events()]
+        assert store.memory.consecutive_failures("w") == 2
+        kinds = [v.event.kind for v in store.outbox.events()]
         assert EventKind.WATCH_FAILING in kinds
     finally:
         store.close()
@@ -81,7 +81,7 @@ async def test_once_ends_at_its_deadline_and_counts_the_failure(tmp_path: Path) 
             assert outcome.outcome == "failed"
             assert "did not finish within 2s" in str(outcome.error)
             assert elapsed < 15
-            assert await asyncio.to_thread(store.consecutive_failures, "w") == 1
+            assert await asyncio.to_thread(store.memory.consecutive_failures, "w") == 1
         finally:
             store.close()
 
@@ -104,6 +104,6 @@ async def test_any_exception_inside_a_poll_is_counted_as_that_watchs_failure(
                 outcome = await runner.poll(settings.watches[0])
             assert outcome.outcome == "failed"
             assert "OverflowError" in str(outcome.error)
-            assert await asyncio.to_thread(store.consecutive_failures, "w") == 1
+            assert await asyncio.to_thread(store.memory.consecutive_failures, "w") == 1
         finally:
             store.close()

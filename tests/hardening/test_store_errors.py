@@ -32,7 +32,7 @@ def test_a_failed_write_names_the_problem_not_the_statement(tmp_path: Path) -> N
         with sqlite3.connect(path) as conn:
             conn.execute("DROP TABLE meta")
         with pytest.raises(StoreError) as caught:
-            store.set_meta("outbox.note", "private-value-1234")
+            store.meta.set("outbox.note", "private-value-1234")
     finally:
         store.close()
     message = str(caught.value)

@@ -90,7 +90,7 @@ async def test_a_raising_template_dies_after_its_attempts_and_holds_back_nothing
     for _ in range(3):
         clock.advance(3600)
         await outbox.flush()
-    views = store.events()
+    views = store.outbox.events()
     bad = next(v for v in views if v.event.kind == EventKind.NEW_AD)
     assert [(d.state, d.attempts) for d in bad.deliveries] == [("dead", 3)]
     assert "render failed" in (bad.deliveries[0].last_error or "")

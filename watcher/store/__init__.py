@@ -1,10 +1,41 @@
 """The state database: tables, plain values, migrations and the store over them.
 
-Callers import from here; only this package talks to the database.
+Callers import from here; only this package talks to the database. The modules:
+
+- ``database``: engine, transactions (the one write path), migrations
+- ``state``: ``Store``, the aggregates over one database, and a poll's one transaction
+- ``watches``, ``queue``, ``episodes``, ``ledger``, ``meta``: one aggregate each
+- ``control``: silences, holds and digest marks; ``reads``: the dashboard's queries
+- ``tables``, ``values``, ``bulk``, ``snapshots``, ``readonly``, ``failures``: helpers
 """
 
+from watcher.planner.steps import Resume
+from watcher.store.database import SCHEMA_HEAD
 from watcher.store.reads import EventPage, PollView, Reads, WatchStrategy
-from watcher.store.state import *  # noqa: F403
-from watcher.store.state import __all__ as _state_all
+from watcher.store.state import Store
+from watcher.store.values import (
+    Applied,
+    DeliveryView,
+    DueDelivery,
+    EventView,
+    PollRecord,
+    Routes,
+    WatchInfo,
+)
 
-__all__ = [*_state_all, "EventPage", "PollView", "Reads", "WatchStrategy"]  # noqa: PLE0604
+__all__ = [
+    "SCHEMA_HEAD",
+    "Applied",
+    "DeliveryView",
+    "DueDelivery",
+    "EventPage",
+    "EventView",
+    "PollRecord",
+    "PollView",
+    "Reads",
+    "Resume",
+    "Routes",
+    "Store",
+    "WatchInfo",
+    "WatchStrategy",
+]

@@ -82,7 +82,7 @@ class Control:
     ) -> int:
         """Store a new silence; its id."""
         Silence(0, now, ends_at, watch, handle, shop, item, frozenset(kinds))  # validates
-        with self.store._write() as s:
+        with self.store.db.write() as s:
             row = SilenceRow(
                 watch=watch,
                 handle=handle,
@@ -99,7 +99,7 @@ class Control:
 
     def expire_silence(self, silence_id: int, now: datetime) -> bool:
         """End a silence now; False if there is no such silence still running."""
-        with self.store._write() as s:
+        with self.store.db.write() as s:
             row = s.get(SilenceRow, silence_id)
             if row is None or row.expired_at is not None or row.ends_at <= now:
                 return False
@@ -109,7 +109,7 @@ class Control:
 
     def silences(self, *, everything: bool = False, now: datetime) -> list[SilenceView]:
         """Silences (running ones, or all with ``everything``) with the alerts each held."""
-        with self.store._read() as s:
+        with self.store.db.read() as s:
             query = select(SilenceRow).order_by(col(SilenceRow.id))
             if not everything:
                 query = query.where(
@@ -132,7 +132,7 @@ class Control:
 
     def open_silences(self) -> list[Silence]:
         """Every silence not yet summarized: the running ones and those just ended."""
-        with self.store._read() as s:
+        with self.store.db.read() as s:
             rows = s.exec(select(SilenceRow).where(col(SilenceRow.summarized_at).is_(None)))
             return [_silence(r) for r in rows]
 
@@ -143,7 +143,7 @@ class Control:
         by_silence: dict[int, list[int]] = {}
         for delivery, silence in ids.items():
             by_silence.setdefault(silence, []).append(delivery)
-        with self.store._write() as s:
+        with self.store.db.write() as s:
             for silence, deliveries in by_silence.items():
                 s.exec(
                     update(DeliveryRow)
@@ -159,7 +159,7 @@ class Control:
         alerts were for, saying what it held (counts per watch and kind). None when it held
         nothing (then it just closes). ``routes`` maps the event kind to those notifiers'
         (name, URL count); notifiers missing from it are skipped."""
-        with self.store._write() as s:
+        with self.store.db.write() as s:
             row = s.get(SilenceRow, silence.id)
             if row is None or row.summarized_at is not None:
                 return None
@@ -199,7 +199,7 @@ class Control:
                 figures,
             )
             targets = [(n, c) for n, c in routes.get(EventKind.SILENCE_ENDED, ()) if n in wanted]
-            self.store._insert_events(s, [event], None, {EventKind.SILENCE_ENDED: targets}, now)
+            self.store.outbox.queue(s, [event], None, {EventKind.SILENCE_ENDED: targets}, now)
             return event
 
     # --- holding and releasing ----------------------------------------------------------
@@ -208,7 +208,7 @@ class Control:
         """Hold pending outbox rows until their notifier's window or digest releases them."""
         if not ids:
             return
-        with self.store._write() as s:
+        with self.store.db.write() as s:
             s.exec(
                 update(DeliveryRow)
                 .where(col(DeliveryRow.id).in_(ids), col(DeliveryRow.state) == "pending")
@@ -223,7 +223,7 @@ class Control:
             col(DeliveryRow.release).is_(None),
             col(EventRow.kind).not_in([k.value for k in OPS_KINDS]),
         )
-        with self.store._read() as s:
+        with self.store.db.read() as s:
             rows = s.exec(
                 select(DeliveryRow, EventRow)
                 .join(EventRow, col(EventRow.id) == col(DeliveryRow.event_id))
@@ -237,7 +237,7 @@ class Control:
             return [HeldRow(d.id or 0, event_from_row(e)) for d, e in rows]
 
     def held_notifiers(self) -> set[str]:
-        with self.store._read() as s:
+        with self.store.db.read() as s:
             rows = s.exec(
                 select(col(DeliveryRow.notifier)).where(col(DeliveryRow.state) == "held").distinct()
             )
@@ -256,7 +256,7 @@ class Control:
         """In one transaction: held rows ``ids`` become due as one roundup named ``key``,
         the ``silenced`` ones are muted, and the digest ``mark`` (schedule, fire time) is
         remembered, so a crash neither loses the digest nor sends it twice."""
-        with self.store._write() as s:
+        with self.store.db.write() as s:
             if ids:
                 s.exec(
                     update(DeliveryRow)
@@ -280,16 +280,16 @@ class Control:
 
     def digest_mark(self, notifier: str) -> tuple[str, datetime] | None:
         """(schedule, last fire time digested) of a digest notifier, if it has one."""
-        with self.store._read() as s:
+        with self.store.db.read() as s:
             row = s.get(DigestMarkRow, notifier)
             return (row.schedule, row.last_at) if row else None
 
     def set_digest_mark(self, notifier: str, schedule: str, at: datetime) -> None:
-        with self.store._write() as s:
+        with self.store.db.write() as s:
             self._set_mark(s, notifier, schedule, at)
 
     def _set_mark(self, s: Session, notifier: str, schedule: str, at: datetime) -> None:
-        stmt = self.store._insert(DigestMarkRow).values(
+        stmt = self.store.db.insert(DigestMarkRow).values(
             notifier=notifier, schedule=schedule, last_at=at
         )
         stmt = stmt.on_conflict_do_update(
@@ -301,7 +301,7 @@ class Control:
 
     def delivery_states(self) -> dict[str, int]:
         """Outbox rows per delivery state (every state listed, zeros included)."""
-        with self.store._read() as s:
+        with self.store.db.read() as s:
             rows = s.exec(
                 select(col(DeliveryRow.state), func.count()).group_by(col(DeliveryRow.state))
             ).all()

@@ -8,19 +8,15 @@ only read: the dashboard never writes, spends no credit and works while the API 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import pairwise
 
 from sqlalchemy import and_, case, func
 from sqlalchemy import select as select_columns
-from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
-from watcher.errors import StoreError
-from watcher.store.failures import in_words
 from watcher.store.state import Store
 from watcher.store.tables import CreditRow, DeliveryRow, EventRow, PollRow, WatchRow
 from watcher.store.values import DeliveryView, EventView, event_from_row
@@ -62,15 +58,7 @@ class Reads:
     """The dashboard's queries over one ``Store``'s database."""
 
     def __init__(self, store: Store) -> None:
-        self._engine = store.engine
-
-    @contextmanager
-    def _session(self) -> Iterator[Session]:
-        try:
-            with Session(self._engine) as session:
-                yield session
-        except SQLAlchemyError as exc:
-            raise StoreError(f"state database read failed: {in_words(exc)}") from exc
+        self._session = store.db.read
 
     def events(
         self,
