@@ -12,10 +12,11 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.pgserver import PgServer, PgUnavailable
+from tests.pgserver import HeadPool, PgServer, PgUnavailable
 from watcher.store import Store
 
 ENGINES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
@@ -46,11 +47,12 @@ def pg_url(pg_server: PgServer) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def pg_head(pg_server: PgServer) -> str:
-    """A PostgreSQL database migrated to the head, the template of ``db_url``'s."""
+def pg_head(pg_server: PgServer) -> HeadPool:
+    """PostgreSQL databases at the schema's head (copies of one migrated template), each
+    emptied after its test and reused: ``db_url``'s."""
     name = pg_server.create_database("watcher_head")
     Store(pg_server.url(name)).close()
-    return name
+    return HeadPool(pg_server, name)
 
 
 @pytest.fixture(scope="session")
@@ -74,10 +76,10 @@ def db_url(engine: str, request: pytest.FixtureRequest, tmp_path: Path) -> Itera
         shutil.copyfile(request.getfixturevalue("sqlite_head"), tmp_path / "watcher.db")
         yield f"sqlite:///{tmp_path / 'watcher.db'}"
         return
-    server: PgServer = request.getfixturevalue("pg_server")
-    name = server.create_database(template=request.getfixturevalue("pg_head"))
-    yield server.url(name)
-    server.drop_database(name)
+    pool: HeadPool = request.getfixturevalue("pg_head")
+    name = pool.take()
+    yield pool.server.url(name)
+    pool.give_back(name)
 
 
 @pytest.fixture
@@ -86,3 +88,23 @@ def empty_db_url(engine: str, request: pytest.FixtureRequest, tmp_path: Path) ->
     if engine == "sqlite":
         return f"sqlite:///{tmp_path / 'watcher.db'}"
     return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def new_db_url(engine: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """Makes more empty state databases on ``engine``: ``new_db_url()`` -> a fresh URL."""
+    made: list[str] = []
+    server: PgServer | None = (
+        request.getfixturevalue("pg_server") if engine == "postgresql" else None
+    )
+
+    def make() -> str:
+        if server is None:
+            made.append(f"db{len(made) + 1}.db")
+            return f"sqlite:///{tmp_path / made[-1]}"
+        made.append(server.create_database())
+        return server.url(made[-1])
+
+    yield make
+    for name in made if server is not None else ():
+        server.drop_database(name)

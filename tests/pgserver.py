@@ -225,3 +225,63 @@ def running() -> Iterator[PgServer]:
         yield server
     finally:
         server.stop()
+
+
+class HeadPool:
+    """Databases at the schema's head, reused across tests: a test's database is emptied
+    afterwards (``TRUNCATE``, identities restarted) and handed to the next test, which is
+    ten times faster than ``CREATE DATABASE`` per test. A database whose schema a test
+    changed (a table dropped, the version row moved) is dropped instead."""
+
+    def __init__(self, server: PgServer, template: str) -> None:
+        self.server = server
+        self.template = template
+        self.tables = self._tables(template)
+        self._free: list[str] = []
+
+    def _tables(self, name: str) -> frozenset[tuple[str, str | None]]:
+        """Every table with its version row (the alembic table's), as the schema's mark."""
+        with psycopg.connect(self.server.dsn(name), autocommit=True) as conn:
+            names = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                ).fetchall()
+            ]
+            version = conn.execute("SELECT string_agg(version_num, ',') FROM alembic_version")
+            row = version.fetchone()
+        return frozenset(
+            {*((n, None) for n in names), ("alembic_version", row[0] if row else None)}
+        )
+
+    def take(self) -> str:
+        if self._free:
+            return self._free.pop()
+        return self.server.create_database(template=self.template)
+
+    def give_back(self, name: str) -> None:
+        try:
+            reset = self._reset(name)
+        except psycopg.Error:
+            reset = False
+        if reset:
+            self._free.append(name)
+        else:
+            self.server.drop_database(name)
+
+    def _reset(self, name: str) -> bool:
+        if self._tables(name) != self.tables:
+            return False
+        with psycopg.connect(self.server.dsn(name), autocommit=True) as conn:
+            conn.execute("SET lock_timeout = '5s'")
+            conn.execute(  # connections a test left open (a store never closed)
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            tables = [n for n, _ in self.tables if n != "alembic_version"]
+            conn.execute(
+                sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(
+                    sql.SQL(", ").join(sql.Identifier(t) for t in sorted(tables))
+                )
+            )
+        return True

@@ -1,4 +1,5 @@
-"""The state store on a real SQLite file: schema, memory, events, outbox, ledger, retention.
+"""The state store on a real SQLite file and a real PostgreSQL server: schema, memory,
+events, outbox, ledger, retention.
 
 Also the crash guarantee: a process killed mid-poll leaves each poll fully applied or not
 at all, so a re-run poll records nothing twice and nothing recorded is lost.
@@ -8,13 +9,12 @@ from __future__ import annotations
 
 import os
 import selectors
-import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from importlib import resources
@@ -34,6 +34,7 @@ from watcher.errors import StoreError
 from watcher.models import Event, EventKind, Item, ItemStatus, ItemType
 from watcher.store import SCHEMA_HEAD, PollRecord, Resume, Routes, Store
 from watcher.store.queue import OutboxQueue
+from watcher.store.urls import engine_url
 
 T0 = datetime(2026, 4, 1, tzinfo=UTC)
 ROUTES: Routes = {
@@ -114,18 +115,10 @@ def poll(
     return PollRecord(watch, day(at), 120, outcome or default, detection=found, **fields)
 
 
-@pytest.fixture(scope="module")
-def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A freshly migrated database file, copied for each test (migrating takes time)."""
-    path = tmp_path_factory.mktemp("template") / "watcher.db"
-    Store(f"sqlite:///{path}").close()
-    return path
-
-
 @pytest.fixture
-def url(tmp_path: Path, migrated: Path) -> str:
-    shutil.copyfile(migrated, tmp_path / "watcher.db")
-    return f"sqlite:///{tmp_path / 'watcher.db'}"
+def url(db_url: str) -> str:
+    """A fresh database at the head, on SQLite and on PostgreSQL (``tests/conftest.py``)."""
+    return db_url
 
 
 @pytest.fixture
@@ -179,8 +172,10 @@ def test_a_database_from_a_newer_watcher_is_a_store_error(store: Store, url: str
         Store(url)
 
 
+@pytest.mark.parametrize("engine", ["sqlite"])  # PostgreSQL has none of these knobs
 def test_connections_use_wal_foreign_keys_and_a_busy_timeout(store: Store) -> None:
-    """Every connection is tuned for the daemon: WAL, foreign keys, busy wait, NORMAL sync."""
+    """Every SQLite connection is tuned for the daemon: WAL, foreign keys, busy wait,
+    NORMAL sync."""
     with store.engine.connect() as connection:
         pragma = {
             name: connection.execute(text(f"PRAGMA {name}")).scalar_one()
@@ -200,7 +195,7 @@ def test_foreign_keys_are_enforced(store: Store) -> None:
         connection.execute(
             text(
                 "INSERT INTO item_seen (watch, item_id, first_seen, last_seen, announced) "
-                "VALUES ('ghost', 'x', '2026-04-01 00:00:00', '2026-04-01 00:00:00', 1)"
+                "VALUES ('ghost', 'x', '2026-04-01 00:00:00', '2026-04-01 00:00:00', TRUE)"
             )
         )
 
@@ -682,10 +677,10 @@ def assert_whole_polls(url: str, printed: int) -> int:
         store.close()
 
 
-def test_a_killed_process_leaves_every_poll_whole(tmp_path: Path) -> None:
+def test_a_killed_process_leaves_every_poll_whole(new_db_url: Callable[[], str]) -> None:
     """SIGKILL at any point: each poll is fully stored or absent; the next run resumes."""
     kill_after = (2, 20)
-    urls = [f"sqlite:///{tmp_path / f'crash{n}.db'}" for n in kill_after]
+    urls = [new_db_url() for _ in kill_after]
     children = [
         subprocess.Popen(
             [sys.executable, "-c", CHILD, url],
@@ -731,20 +726,20 @@ def test_schema_head_constant_matches_the_latest_migration() -> None:
     assert ScriptDirectory.from_config(cfg).get_current_head() == SCHEMA_HEAD
 
 
-def test_reopening_a_current_database_reports_its_version(tmp_path: Path) -> None:
+def test_reopening_a_current_database_reports_its_version(empty_db_url: str) -> None:
     """A migrated database reports the head revision, a new one none."""
-    fresh = Store(f"sqlite:///{tmp_path / 'new.db'}", migrate=False)
+    fresh = Store(empty_db_url, migrate=False)
     assert fresh.schema_version() is None
     fresh.close()
-    store = Store(f"sqlite:///{tmp_path / 'new.db'}")
+    store = Store(empty_db_url)
     assert store.schema_version() == SCHEMA_HEAD
     store.close()
 
 
-def test_a_database_at_the_first_schema_upgrades_keeping_its_data(tmp_path: Path) -> None:
+def test_a_database_at_the_first_schema_upgrades_keeping_its_data(empty_db_url: str) -> None:
     """A 0001 database (the first release) migrates to the head on open, rows intact."""
-    url = f"sqlite:///{tmp_path / 'old.db'}"
-    engine = create_engine(url)
+    url = empty_db_url
+    engine = create_engine(engine_url(url))
     cfg = Config()
     cfg.set_main_option("script_location", str(resources.files("watcher.store") / "migrations"))
     with engine.begin() as connection:
@@ -752,7 +747,7 @@ def test_a_database_at_the_first_schema_upgrades_keeping_its_data(tmp_path: Path
         command.upgrade(cfg, "0001")
         connection.exec_driver_sql(
             "INSERT INTO watch (name, fingerprint, has_baseline, refresh, exact,"
-            " consecutive_failures) VALUES ('old', 'f', 1, '2026-04-01', 1, 0)"
+            " consecutive_failures) VALUES ('old', 'f', TRUE, '2026-04-01', TRUE, 0)"
         )
     engine.dispose()
     store = Store(url)

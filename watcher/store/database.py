@@ -87,7 +87,17 @@ class Database:
             if migrate:
                 self.migrate()
         except (SQLAlchemyError, ImportError) as exc:  # ImportError: the driver is missing
+            self._dispose()
             raise StoreError(f"cannot open the state database: {in_words(exc)}") from exc
+        except StoreError:
+            self._dispose()
+            raise
+
+    def _dispose(self) -> None:
+        """Close the pool of a database that failed to open (no connection left behind)."""
+        engine = getattr(self, "engine", None)
+        if engine is not None:
+            engine.dispose()
 
     def __repr__(self) -> str:
         return self.engine.url.render_as_string(hide_password=True)

@@ -30,8 +30,9 @@ class Episodes:
                 self._db.insert(EpisodeRow)
                 .values(kind=kind.value, subject=subject, opened_at=now)
                 .on_conflict_do_nothing(index_elements=["kind", "subject"])
+                .returning(col(EpisodeRow.kind))  # rowcount of ON CONFLICT varies by driver
             )
-            return bool(s.exec(stmt).rowcount)
+            return s.exec(stmt).first() is not None
 
     def close(self, kind: EventKind, subject: str) -> bool:
         """Close an episode; True only if it was open (e.g. to send a recovery)."""
