@@ -5,6 +5,7 @@ runs forever."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
@@ -54,6 +55,7 @@ def test_a_crashing_poll_is_a_counted_failure_without_a_traceback(
         for _ in range(2):
             result = CliRunner().invoke(cli, ["-c", str(path), "once"], env={})
             assert result.exit_code == 1
+            assert result.exception is None or isinstance(result.exception, SystemExit)
             assert "Traceback" not in result.output
             assert "w: failed" in result.output
     store = Store(f"sqlite:///{tmp_path / 'state.db'}")
@@ -86,24 +88,66 @@ async def test_once_ends_at_its_deadline_and_counts_the_failure(tmp_path: Path) 
             store.close()
 
 
-async def test_any_exception_inside_a_poll_is_counted_as_that_watchs_failure(
+def _freshness(ready: str, generated_at: str) -> bytes:
+    data = {
+        "latestReadyDate": ready,
+        "latestScheduledDate": ready,
+        "dataFreshnessLagDays": 1,
+        "generatedAt": generated_at,
+    }
+    return json.dumps({"requestId": "r", "status": "ok", "data": data}).encode()
+
+
+def _page_of_one_small_new_ad() -> bytes:
+    """A new ad of the watched handle, still under ``min_views``: the watch follows it for
+    ``filter_window`` from the API's clock, which is where year 9999 overflows."""
+    stamp = "2026-04-24T01:00:00Z"
+    item = {
+        "id": "tiktok_1",
+        "tiktokId": "7078586231734521093",
+        "type": "ad",
+        "status": "active",
+        "isPinned": False,
+        "publishedAt": stamp,
+        "createdAt": stamp,
+        "indexedAt": stamp,
+        "updatedAt": stamp,
+        "metrics": {"views": 10},
+        "profile": {"handle": "acme"},
+    }
+    page = {"requestId": "r", "data": [item], "pagination": {"page": 1, "limit": 50, "total": 1}}
+    return json.dumps(page).encode()
+
+
+def test_generated_at_in_year_9999_on_a_min_views_watch_is_a_counted_failure(
     tmp_path: Path,
 ) -> None:
-    """An OverflowError from the poll (a date past year 9999) is a stored, counted failure."""
-    with hostile_api({FRESHNESS: Route(freshness())}) as api:
-        settings = app.settings_from(config(tmp_path, api.url), {})
-        store = app.open_store(settings)
-        try:
-            async with app.make_client(settings) as client:
-                runner = app.Runner(settings, store, client)
-
-                async def overflowing(*_args: object, **_kwargs: object) -> None:
-                    raise OverflowError("date value out of range")
-
-                runner.poller.poll = overflowing  # type: ignore[method-assign]
-                outcome = await runner.poll(settings.watches[0])
-            assert outcome.outcome == "failed"
-            assert "OverflowError" in str(outcome.error)
-            assert await asyncio.to_thread(store.memory.consecutive_failures, "w") == 1
-        finally:
-            store.close()
+    """The repro of item 10 over HTTP: a baseline, then two refreshes stamped
+    9999-12-31T23:00:00Z serving a new ad under ``min_views`` (OverflowError in the
+    poll): each ``watcher once`` exits 1 without a traceback, both count, watch_failing."""
+    routes = {FRESHNESS: Route(_freshness("2026-04-23", "2026-04-23T06:00:00Z"))}
+    with hostile_api(routes) as api:
+        path = config(tmp_path, api.url)
+        result = CliRunner().invoke(cli, ["-c", str(path), "once"], env={})
+        assert result.exit_code == 0, result.output
+        assert "w: baseline" in result.output
+        api.routes["/v1/tiktok/library"] = Route(
+            _page_of_one_small_new_ad(), headers={"X-Credits-Used": "1"}
+        )
+        for ready in ("2026-04-24", "2026-04-25"):
+            api.routes[FRESHNESS] = Route(_freshness(ready, "9999-12-31T23:00:00Z"))
+            result = CliRunner().invoke(cli, ["-c", str(path), "once"], env={})
+            assert result.exit_code == 1
+            assert result.exception is None or isinstance(result.exception, SystemExit)
+            assert "Traceback" not in result.output
+            assert "w: failed" in result.output
+            assert "OverflowError" in result.output
+    store = Store(f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        assert store.memory.consecutive_failures("w") == 2
+        failing = [
+            v.event for v in store.outbox.events() if v.event.kind == EventKind.WATCH_FAILING
+        ]
+        assert [e.watch for e in failing] == ["w"]
+    finally:
+        store.close()
