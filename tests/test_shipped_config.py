@@ -78,4 +78,5 @@ def test_shipped_config_checks_and_polls_the_default_simulator(tmp_path: Path) -
 
     written = {path.name for path in tmp_path.iterdir()}
     assert "watcher.db" in written, "WATCHER_DB overrides state.database"
-    assert written <= {"watches.yaml", "watcher.db", "watcher.db-wal", "watcher.db-shm"}
+    sqlite = {"watcher.db", "watcher.db-wal", "watcher.db-shm"}
+    assert written <= {"watches.yaml", "watcher.db.sent", *sqlite}  # .sent: the send journal

@@ -3,8 +3,9 @@
 Two processes delivering from one outbox (two ``watcher run``, or ``watcher once`` beside
 a running daemon) would both send every alert. Each takes ``flock(LOCK_EX | LOCK_NB)`` on
 the database file before it polls or delivers; the OS drops the lock when the process
-dies, however it dies, so a crash never leaves a stale lock. No file besides the database
-and SQLite's own ``-wal``/``-shm`` is written.
+dies, however it dies, so a crash never leaves a stale lock. The lock writes no file of
+its own (beside the database are only SQLite's ``-wal``/``-shm`` and the outbox's
+``.sent``, its journal of sends the database failed to record).
 
 ``flock`` locks are separate from the POSIX record locks SQLite takes on the same file
 (on Linux they do not interact), so holding one never blocks SQLite. The descriptor is

@@ -49,6 +49,7 @@ from watcher.models import Event, EventKind, ops_event
 from watcher.render import Message, Renderer
 from watcher.render_guard import GuardedRenderer
 from watcher.runner import ops_routes, utcnow
+from watcher.sent_journal import SendMemory
 from watcher.store import DueDelivery, Store
 
 logger = logging.getLogger("watcher.deliver")
@@ -144,9 +145,9 @@ class Outbox:
         # their URL's other messages (a broken template fails its messages only).
         self._unrenderable: set[int] = set()
         # Sends whose mark failed (row ids -> message fingerprints), and digest parts sent
-        # whose note failed: a later pass marks them instead of sending them again.
-        self._unmarked: dict[tuple[int, ...], list[str]] = {}
-        self._parts_sent: dict[tuple[int, ...], list[str]] = {}
+        # whose note failed: a later pass marks them instead of sending them again (kept
+        # in a file beside the database as well, so a restart doesn't send them again).
+        self._sent = SendMemory(store.url)
         self._due: set[int] = set()
         self.gate = Gate(settings, store)
 
@@ -180,6 +181,7 @@ class Outbox:
         now = self.clock()
         await self.gate.prepare(now)
         waiting = await asyncio.to_thread(self.store.outbox.due, _EVERYTHING)
+        await self._sent.settle({r.id for r in waiting})
         waiting = await self.gate.sift(waiting, now)
         due = {
             r.id for r in waiting if force or r.next_attempt_at is None or r.next_attempt_at <= now
@@ -237,21 +239,21 @@ class Outbox:
         """Send one batch's message(s) and mark its rows sent; the error if it failed."""
         ids = [r.id for r in rows]
         hashes = [_fingerprint(m) for m in messages]
-        if self._unmarked.get(tuple(ids)) == hashes:
+        if self._sent.whole(ids) == hashes:
             # Sent by an earlier pass whose mark failed (disk full, database locked): mark
             # it now instead of sending it again.
             logger.info("%s[%d]: marking %d rows sent earlier", notifier, index, len(ids))
-            await self._mark_sent(ids, hashes)
+            await self._mark_sent(ids, hashes, f"{notifier}[{index}]")
             return None
         if len(messages) <= 1:
             _, result = await self._send_all(url, messages)
             if not result.ok:
                 return _scrub(result.error or "delivery failed", url)
-            await self._mark_sent(ids, hashes)
+            await self._mark_sent(ids, hashes, f"{notifier}[{index}]")
             return None
         key = f"outbox.parts.{notifier}.{index}"
         done = await self._parts_done(key, ids, hashes)
-        remembered = self._parts_sent.get(tuple(ids), [])
+        remembered = self._sent.parts(ids)
         if remembered == hashes[: len(remembered)]:
             done = max(done, len(remembered))
         if done:
@@ -261,22 +263,52 @@ class Outbox:
             if not result.ok:
                 error = _scrub(result.error or "delivery failed", url)
                 return f"part {number + 1} of {len(messages)}: {error}"
-            self._parts_sent[tuple(ids)] = hashes[: number + 1]
+            self._sent.part_sent(ids, hashes[: number + 1])
             note = json.dumps({"rows": ids, "sent": hashes[: number + 1]})
-            await asyncio.to_thread(self.store.meta.set, key, note)
-        await self._mark_sent(ids, hashes)
-        self._parts_sent.pop(tuple(ids), None)
+            try:
+                await asyncio.to_thread(self.store.meta.set, key, note)
+            except StoreError as exc:
+                await self._unrecorded(ids, None, f"{notifier}[{index}]", exc)
+                raise
+        await self._mark_sent(ids, hashes, f"{notifier}[{index}]")
+        await self._sent.recorded(ids, parts=True)
         await asyncio.to_thread(self.store.meta.delete, key)
         return None
 
-    async def _mark_sent(self, ids: list[int], hashes: list[str]) -> None:
+    async def _mark_sent(self, ids: list[int], hashes: list[str], subject: str) -> None:
         """Mark rows sent; if the store fails, remember the send so no pass repeats it."""
         try:
             await asyncio.to_thread(self.store.outbox.mark_sent, ids, self.clock())
-        except StoreError:
-            self._unmarked[tuple(ids)] = hashes
+        except StoreError as exc:
+            await self._unrecorded(ids, hashes, subject, exc)
             raise
-        self._unmarked.pop(tuple(ids), None)
+        await self._sent.recorded(ids)
+
+    async def _unrecorded(
+        self, ids: list[int], hashes: list[str] | None, subject: str, exc: StoreError
+    ) -> None:
+        """A notifier took what the database then failed to record: remember it, and
+        tell the ops notifiers once per episode. The database is what failed, so that
+        alert goes straight to every ops URL, unrecorded; the spec has no kind for it: it
+        is a ``delivery_failed`` with ``unrecorded: true``."""
+        first, durable = await self._sent.unrecorded(ids, hashes)
+        if not first:
+            return
+        kept = f"kept in {self._sent.journal.path}" if durable else "kept in memory only"
+        logger.error("%s: sent, but not recorded (%s); %s, never sent again", subject, exc, kept)
+        figures = {"subject": subject, "unrecorded": True, "error": str(exc)}
+        event = ops_event(EventKind.DELIVERY_FAILED, subject, self.clock(), figures)
+        for name, count in ops_routes(self.settings).get(EventKind.DELIVERY_FAILED, []):
+            for position in range(count):
+                url = self.settings.notifiers[name].urls[position].get_secret_value()
+                try:
+                    messages = await asyncio.to_thread(self.messages_for, url, [event])
+                except TemplateError as error:
+                    logger.warning("%s[%d]: cannot render: %s", name, position, error)
+                    continue
+                _, result = await self._send_all(url, messages)
+                if not result.ok:
+                    logger.warning("%s[%d]: ops alert not taken", name, position)
 
     async def _parts_done(self, key: str, ids: list[int], hashes: list[str]) -> int:
         """How many leading parts of this very digest an earlier try already sent."""

@@ -107,14 +107,15 @@ def test_a_second_daemon_refuses_to_start(tmp_path: Path, daemon: subprocess.Pop
 def test_the_lock_dies_with_the_daemon_and_no_extra_file_is_written(
     tmp_path: Path, daemon: subprocess.Popen[str]
 ) -> None:
-    """SIGKILL releases the lock (the OS drops it); only the db and its -wal/-shm exist."""
+    """SIGKILL releases the lock (the OS drops it); no lock file: only the db, its -wal/-shm
+    and the outbox's send journal (``.sent``, written only when the database fails) exist."""
     url = f"sqlite:///{tmp_path / 'data' / 'state.db'}"
     assert locked(url)
     daemon.send_signal(signal.SIGKILL)
     daemon.wait(10)
     assert not locked(url)
     names = {p.name for p in (tmp_path / "data").iterdir()}
-    assert names <= {"state.db", "state.db-wal", "state.db-shm"}
+    assert names <= {"state.db", "state.db-wal", "state.db-shm", "state.db.sent"}
 
 
 @pytest.mark.parametrize("how", ["deleted", "replaced"])
