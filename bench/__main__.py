@@ -1,7 +1,9 @@
 """``make bench`` (``python -m bench``): every benchmark, a Markdown table, a JSON file.
 
-The credit runs (both API modes) and the memory run don't depend on timing, so they run
-side by side first (two child processes and a sampled ``watcher run``); the timed ones
+The credit runs (``bench.credits.RUNS``: both API modes on the reference workload, then
+the large-scope workload twice) and the memory run don't depend on timing, so they run
+side by side first (child processes and a sampled ``watcher run``; the large-scope runs
+start when the memory run is done, so at most three share the two cores); the timed ones
 (throughput, latency, scale) then run alone. Results go to ``bench/results.json``.
 """
 
@@ -21,7 +23,8 @@ from bench.report import table
 from bench.sim import ROOT
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
-MODES = ("chosen", "documented-only")
+FIRST = ("chosen", "documented-only")
+AFTER_MEMORY = ("large", "large-unstable")
 
 
 def _progress(message: str) -> None:
@@ -36,6 +39,7 @@ def _git(*args: str) -> str:
 def _machine() -> dict[str, object]:
     return {
         "commit": _git("rev-parse", "--short", "HEAD"),
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
         "uncommitted": _git("status", "--porcelain", "--untracked-files=no").splitlines(),
         "nproc": os.cpu_count(),
         "cpus_usable": len(os.sched_getaffinity(0)),
@@ -49,21 +53,24 @@ def main() -> None:
     started = time.perf_counter()
     results: dict[str, object] = {"machine": _machine()}
     with tempfile.TemporaryDirectory(prefix="watcher-bench-") as folder:
-        outs = {mode: Path(folder) / f"{mode}.json" for mode in MODES}
+        outs = {run: Path(folder) / f"{run}.json" for run in (*FIRST, *AFTER_MEMORY)}
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        children = {
-            mode: subprocess.Popen(
-                [sys.executable, "-m", "bench.credits", mode, str(outs[mode])], cwd=ROOT, env=env
+
+        def start(run: str) -> subprocess.Popen[bytes]:
+            return subprocess.Popen(
+                [sys.executable, "-m", "bench.credits", run, str(outs[run])], cwd=ROOT, env=env
             )
-            for mode in MODES
-        }
-        _progress("credits (both API modes) and memory, side by side")
+
+        children = {run: start(run) for run in FIRST}
+        _progress(f"credits ({', '.join(FIRST)}) and memory, side by side")
         results["memory"] = memory.run()
-        _progress("memory done; waiting for the credit runs")
-        for mode, child in children.items():
+        _progress(f"memory done; credits ({', '.join(AFTER_MEMORY)}) start")
+        children.update({run: start(run) for run in AFTER_MEMORY})
+        for run, child in children.items():
             if child.wait() != 0:
-                raise SystemExit(f"the {mode} credit run failed ({child.returncode})")
-        results["credits"] = [json.loads(outs[mode].read_text("utf-8")) for mode in MODES]
+                raise SystemExit(f"the {run} credit run failed ({child.returncode})")
+            _progress(f"credits {run} done")
+        results["credits"] = [json.loads(outs[run].read_text("utf-8")) for run in children]
     _progress("throughput")
     results["throughput"] = throughput.run()
     _progress("latency")

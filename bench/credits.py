@@ -1,13 +1,24 @@
 """Benchmark 1: credits and recall of watcher's polling plan vs the lower bound and naive.
 
-A 30-day run of the reference workload (``bench.workload``) on the simulator's default
-evolution, polled every 6 simulated hours (so 3 of 4 polls fall between refreshes). watcher
-runs in-process (one ``Runner`` over HTTP, as the daemon has); the naive poller runs
-against the same simulator with its own API key, so each side's credits are its own.
+Each run polls a workload every 6 simulated hours (so 3 of 4 polls fall between
+refreshes), watcher in-process (one ``Runner`` over HTTP, as the daemon has), the naive
+poller against the same simulator with its own API key, so each side's credits are its
+own. The runs (``RUNS``), each in its own process:
 
-The naive poller uses no [chosen] feature and the world evolves identically in both API
-modes (same seed; documented-only only moves ``updatedAt`` more), so it runs once, in
-the first mode, and its figures hold for both.
+- ``chosen``: the reference workload (``bench.workload``) on the default world, 30 days,
+  the contract's [chosen] features on; the naive poller over its first 5 days.
+- ``documented-only``: the same workload and world, ``--documented-only``, 4 days.
+- ``large``: the large-scope workload (``bench.large``: 20 watches of 300 to 1,000 items
+  each, ``WorldParams.large``), ``--documented-only``, 3 days.
+- ``large-unstable``: the same with ``--unstable-ties`` and ``publishedAt`` to the hour
+  (so items share it), 2 days: the strategy must stay exact when a tie order changes
+  between reads.
+
+The baseline is every poll before the first refresh, until no watch is cut by
+``max_credits_per_poll`` (documented-only reads each scope whole once); its credits are
+reported apart from the steady state's, and the steady state's idle polls (no refresh
+since the last one) apart again. The naive poller uses no [chosen] feature and the world
+evolves identically in both API modes, so its figures hold for both.
 """
 
 from __future__ import annotations
@@ -18,30 +29,71 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from bench import large
 from bench.naive import NaivePoller
 from bench.scoring import Key, Truth, score
-from bench.sim import CREDITS, NAIVE_KEY, WATCHER_KEY, serve, twin
-from bench.workload import Oracle, build, config_yaml
+from bench.sim import CREDITS, DEFAULT_WORLD, NAIVE_KEY, WATCHER_KEY, WorldSpec, serve, twin
+from bench.workload import Oracle, WatchSpec, build, config_yaml
 from watcher import app
 from watcher.config import load_settings
 from watcher.models import ITEM_KINDS
 from watcher.runner import Runner
 from watcher.simulator.clock import parse_iso
 from watcher.simulator.testing import SimHandle
+from watcher.simulator.world import World
 from watcher.store import Store
 
-DAYS = 30
-NAIVE_DAYS = 5
-DOCUMENTED_DAYS = 4
-"""The naive poller and the documented-only mode make the simulator serve ~60x and ~30x
-more rows than watcher with [chosen] on; they run fewer days so the whole suite fits in
-10 minutes. Each is compared with the lower bound of the same days."""
 POLLS_PER_DAY = 4
 STEP_SECONDS = 86_400 // POLLS_PER_DAY
+BASELINE_ROUNDS = 30
+"""At most this many polls of every watch before the first refresh (a baseline cut by the
+cap goes on at the next one)."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One credit run: API mode, world, workload and length."""
+
+    name: str
+    documented_only: bool
+    days: int
+    naive_days: int = 0
+    world: WorldSpec = DEFAULT_WORLD
+    unstable_ties: bool = False
+
+    @property
+    def large(self) -> bool:
+        return self.world.large
+
+    def specs(self, sim: SimHandle, world: World) -> list[WatchSpec]:
+        return large.build(world) if self.large else build(sim.world())
+
+
+LARGE_WORLD = WorldSpec(large=True)
+RUNS = {
+    run.name: run
+    for run in (
+        RunSpec("chosen", documented_only=False, days=30, naive_days=5),
+        RunSpec("documented-only", documented_only=True, days=4),
+        RunSpec("large", documented_only=True, days=3, world=LARGE_WORLD),
+        RunSpec(
+            "large-unstable",
+            documented_only=True,
+            days=2,
+            world=WorldSpec(large=True, publish_resolution=3600),
+            unstable_ties=True,
+        ),
+    )
+}
+"""The naive poller and the documented-only mode make the simulator serve ~60x and ~30x
+more rows than watcher with [chosen] on, and the large scopes more again; they run fewer
+days so the whole suite stays near 10 minutes. Each is compared with the lower bound and
+the full reread of the same days."""
 
 
 def _spent(sim: SimHandle, key: str) -> int:
@@ -57,16 +109,22 @@ def _feed_changes(entries: list[dict[str, object]]) -> list[tuple[str, str]]:
     return sorted((str(c["kind"]), str(c["itemId"])) for c in entries if c["kind"] != "rank")
 
 
-async def _run(  # noqa: PLR0915  # one scripted run, read top to bottom
-    documented_only: bool, folder: Path, days: int, *, naive_days: int
-) -> dict[str, object]:
-    world = twin(documented_only=documented_only)
+async def _run(run: RunSpec, folder: Path) -> dict[str, object]:  # noqa: PLR0915  # one scripted run
+    documented_only = run.documented_only
+    days, naive_days = run.days, run.naive_days
+    world = twin(documented_only=documented_only, world=run.world)
     oracle = Oracle(world)
-    with serve(documented_only=documented_only) as sim:
-        specs = build(sim.world())
+    with serve(
+        documented_only=documented_only, world=run.world, unstable_ties=run.unstable_ties
+    ) as sim:
+        specs = run.specs(sim, world)
         path = folder / "watches.yaml"
         db = folder / "state.db"
-        path.write_text(config_yaml(sim.base_url, WATCHER_KEY, db, specs), "utf-8")
+        text = config_yaml(sim.base_url, WATCHER_KEY, db, specs)
+        if run.large:
+            cap = f"max_credits_per_poll: {large.MAX_CREDITS_PER_POLL}, "
+            text = text.replace("defaults: {", "defaults: {" + cap)
+        path.write_text(text, "utf-8")
         settings = load_settings(path, {})
         store = Store(settings.state.database)
         naive = NaivePoller(sim.base_url, NAIVE_KEY, specs)
@@ -80,19 +138,31 @@ async def _run(  # noqa: PLR0915  # one scripted run, read top to bottom
         async with app.make_client(settings) as client:
             runner = Runner(settings, store, client)
 
+            last: Counter[str] = Counter()
+
             async def watcher_round() -> int:
                 nonlocal watcher_seconds
                 runner.forget_freshness()
                 begin = time.perf_counter()
                 done = await asyncio.gather(*(runner.poll(w) for w in settings.watches))
                 watcher_seconds += time.perf_counter() - begin
-                outcomes.update(o.outcome for o in done)
+                last.clear()
+                last.update(str(o.outcome) for o in done)
+                outcomes.update(last)
                 return sum(o.credits for o in done)
 
             async def naive_round() -> int:
                 return await naive.poll_all() if naive_active else 0
 
             baseline_watcher, baseline_naive = await asyncio.gather(watcher_round(), naive_round())
+            baseline_rounds = 1
+            # A baseline cut by the cap (a documented-only one reads the scope whole) goes
+            # on at the next poll, before any refresh: it is all baseline.
+            while baseline_rounds < BASELINE_ROUNDS and (last["capped"] or last["baseline"]):
+                if baseline_rounds == 1 and not last["capped"]:
+                    break  # one round did it all (the [chosen] baseline reads one row)
+                baseline_watcher += await watcher_round()
+                baseline_rounds += 1
             steady_watcher = steady_naive = idle_watcher = 0
             for step in range(days * POLLS_PER_DAY):
                 if naive_active and step == naive_days * POLLS_PER_DAY:
@@ -129,8 +199,13 @@ async def _run(  # noqa: PLR0915  # one scripted run, read top to bottom
         naive_total = _spent(sim, NAIVE_KEY)
     bound = truth.lower_bound
     steady = steady_watcher + idle_watcher
+    reread = truth.reread
     result: dict[str, object] = {
+        "run": run.name,
         "mode": "documented-only" if documented_only else "chosen",
+        "world": "large" if run.large else "default",
+        "unstable_ties": run.unstable_ties,
+        "publish_resolution": run.world.publish_resolution,
         "days": days,
         "polls_per_day": POLLS_PER_DAY,
         "watches": len(specs),
@@ -139,10 +214,15 @@ async def _run(  # noqa: PLR0915  # one scripted run, read top to bottom
         "refreshes": truth.refreshes,
         "truth_changes": truth.changes,
         "lower_bound": bound,
+        "full_reread": reread,
+        "scope_rows": {s.name: oracle.served(s) for s in specs},
         "watcher": {
             "credits": steady,
             "baseline_credits": baseline_watcher,
+            "baseline_rounds": baseline_rounds,
+            "refresh_poll_credits": steady_watcher,
             "idle_poll_credits": idle_watcher,
+            "share_of_full_reread": round(steady / reread, 4) if reread else None,
             "credits_by_usage": watcher_total,
             "ratio_to_bound": round(steady / bound, 3) if bound else None,
             "outcomes": dict(outcomes),
@@ -168,13 +248,10 @@ async def _run(  # noqa: PLR0915  # one scripted run, read top to bottom
 
 
 def _main() -> None:
-    """``python -m bench.credits MODE OUT``: one mode's result as JSON (run in parallel)."""
-    mode, out = sys.argv[1], Path(sys.argv[2])
-    documented_only = mode == "documented-only"
-    days = DOCUMENTED_DAYS if documented_only else DAYS
-    naive_days = 0 if documented_only else NAIVE_DAYS
+    """``python -m bench.credits RUN OUT``: one run's result as JSON (run in parallel)."""
+    name, out = sys.argv[1], Path(sys.argv[2])
     with tempfile.TemporaryDirectory(prefix="watcher-bench-") as folder:
-        result = asyncio.run(_run(documented_only, Path(folder), days, naive_days=naive_days))
+        result = asyncio.run(_run(RUNS[name], Path(folder)))
     out.write_text(json.dumps(result), "utf-8")
 
 

@@ -7,7 +7,9 @@ changed item belongs to (the scope as of that refresh). From these:
 - the lower bound of credits: per watch and refresh, the distinct rows that changed in
   its scope in a way a change feed reports (new, re-indexed, pinned, unpinned, stopped,
   resumed; not rank moves, not removals), plus for rank watches the tracked set read once
-  per refresh. Idle polls cost 0 in the bound.
+  per refresh. Idle polls cost 0 in the bound;
+- the full reread: per watch and refresh, the rows its scope serves (what reading it
+  whole again costs), the yardstick of the large-scope workload.
 
 Rank jumps have no truth entry of their own (the truth logs every move of 10+ places, not
 which items a watch tracks), so they are derived from the world: an item in the tracked
@@ -60,6 +62,9 @@ class Truth:
     specs: Sequence[WatchSpec]
     expected: Counter[Key] = field(default_factory=Counter)
     lower_bound: int = 0
+    reread: int = 0
+    """What rereading every watch's whole scope at every refresh costs: the rows each
+    scope serves then (a rank watch: its tracked set)."""
     refreshes: int = 0
     changes: int = 0
     _ranks: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -80,6 +85,7 @@ class Truth:
             if spec.rank:
                 tracked = oracle.tracked(spec)
                 self.lower_bound += len(tracked)
+                self.reread += len(tracked)
                 for item, rank in tracked.items():
                     before = self._ranks.get((spec.name, item))
                     if before is not None and before - rank >= MIN_CLIMB:
@@ -87,6 +93,7 @@ class Truth:
                     self._ranks[(spec.name, item)] = rank
                 continue
             scope = oracle.scope(spec)
+            self.reread += oracle.served(spec)
             rows: set[str] = set()
             for change in changes:
                 item = str(change["itemId"])

@@ -5,6 +5,7 @@ socket settings as ``watcher.simulator.testing.running_simulator``, but no acces
 waits until it answers, and yields a ``SimHandle`` for its control API. The rate limit
 and credits are set high (benchmarks measure credits spent, not the budget).
 
+``WorldSpec`` says which world (the default or the large one) both serve.
 ``twin`` builds the same seeded ``World`` in this process: with no staged changes its
 evolution depends only on the seed and the clock, so advancing it in lockstep gives the
 scorer the world's exact state at each refresh (checked against the served truth log).
@@ -20,6 +21,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -48,13 +50,44 @@ def free_port() -> int:
         return port
 
 
+@dataclass(frozen=True)
+class WorldSpec:
+    """Which world a benchmark serves: the default one or ``WorldParams.large``, with
+    ``publishedAt`` rounded to ``publish_resolution`` seconds (large only)."""
+
+    large: bool = False
+    publish_resolution: int = 0
+
+    def params(self) -> WorldParams:
+        if self.large:
+            return WorldParams.large(publish_resolution=self.publish_resolution)
+        return WorldParams()
+
+    def args(self) -> list[str]:
+        if not self.large:
+            return []
+        return ["--large", "--publish-resolution", str(self.publish_resolution)]
+
+
+DEFAULT_WORLD = WorldSpec()
+
+
 @contextmanager
-def serve(*, documented_only: bool = False, speed: float = 0.0) -> Iterator[SimHandle]:
+def serve(
+    *,
+    documented_only: bool = False,
+    speed: float = 0.0,
+    world: WorldSpec = DEFAULT_WORLD,
+    unstable_ties: bool = False,
+) -> Iterator[SimHandle]:
     """A simulator child process on a free loopback port, for the ``with`` block."""
     port = free_port()
     args = [sys.executable, "-m", "bench.sim", "--port", str(port), "--speed", str(speed)]
     if documented_only:
         args.append("--documented-only")
+    if unstable_ties:
+        args.append("--unstable-ties")
+    args += world.args()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     child = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
     base_url = f"http://127.0.0.1:{port}"
@@ -85,9 +118,9 @@ def _wait_ready(http: httpx.Client, child: subprocess.Popen[bytes]) -> None:
     raise TimeoutError(f"the simulator did not answer within {READY_TIMEOUT}s")
 
 
-def twin(*, documented_only: bool = False) -> World:
+def twin(*, documented_only: bool = False, world: WorldSpec = DEFAULT_WORLD) -> World:
     """The served world's twin (same seed, params and start), for scoring."""
-    return World(SEED, WorldParams(), documented_only=documented_only)
+    return World(SEED, world.params(), documented_only=documented_only)
 
 
 def _main() -> None:
@@ -95,7 +128,11 @@ def _main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--speed", type=float, default=0.0)
     parser.add_argument("--documented-only", action="store_true")
+    parser.add_argument("--unstable-ties", action="store_true")
+    parser.add_argument("--large", action="store_true")
+    parser.add_argument("--publish-resolution", type=int, default=0)
     args = parser.parse_args()
+    world = WorldSpec(args.large, args.publish_resolution)
     config = SimConfig(
         seed=SEED,
         api_keys=KEYS,
@@ -103,6 +140,8 @@ def _main() -> None:
         rate_limit=RATE_LIMIT,
         speed=args.speed,
         documented_only=args.documented_only,
+        unstable_ties=args.unstable_ties,
+        params=world.params(),
     )
     app = create_app(config)
     quiet_reset_faults()

@@ -196,6 +196,19 @@ class Oracle:
             items = [i for i in items if i.profile.handle.lower() == spec.handle]
         return {i.id for i in items}
 
+    def served(self, spec: WatchSpec) -> int:
+        """How many rows the watch's scope serves now (its request's ``pagination.total``,
+        before watcher's client-side filters): what one full reread of it costs."""
+        query = ListQuery(
+            search=spec.query.search,
+            search_area=spec.query.search_area,
+            keyword_mode=spec.query.keyword_mode,
+            type=spec.query.type,
+            status=spec.query.status,
+            limit=1,
+        )
+        return select(self.world, query, spec.shop_id)[1]
+
     def tracked(self, spec: WatchSpec) -> dict[str, int]:
         """The rank watch's tracked set now: its ``TRACK`` most-viewed active items."""
         query = ListQuery(
