@@ -34,6 +34,7 @@ from watcher.poller import PollOutcome
 from watcher.reload import REJECTED_VERSION, Reloader
 from watcher.runner import Runner, utcnow
 from watcher.schedule import freshness_ttl, poll_timeout
+from watcher.store import AsyncStore
 from watcher.triggers import build_trigger, first_run_time
 
 logger = logging.getLogger("watcher.daemon")
@@ -116,7 +117,8 @@ class Daemon:
         self.settings = settings
         client = app.daemon_client(settings)  # first: a missing key fails before the store opens
         self.db_lock = dblock.acquire(settings.state.database, purpose="`watcher run`")
-        self.store = store = app.open_store(settings)
+        self.store = app.open_store(settings)
+        self.async_store = store = AsyncStore(self.store)
         self.runner = Runner(
             settings, store, client, clock=self.clock, freshness_ttl=freshness_ttl(settings)
         )
@@ -126,7 +128,7 @@ class Daemon:
 
     async def _serve(self, settings: Settings) -> int:
         self.build(settings)
-        store = self.store
+        store = self.async_store
         started = self.clock()
         tasks: list[asyncio.Task[Any]] = []
         try:
@@ -134,8 +136,8 @@ class Daemon:
             self.scheduler.start()
             self.health.scheduler_running = True
             await self._schedule_all(settings)
-            store.memory.mark_removed([w.name for w in settings.watches], self.clock())
-            await asyncio.to_thread(store.meta.set, REJECTED_VERSION, "")
+            await store.memory.mark_removed([w.name for w in settings.watches], self.clock())
+            await store.meta.set(REJECTED_VERSION, "")
             tasks = [
                 asyncio.create_task(self.outbox.run(self.stop), name="outbox"),
                 asyncio.create_task(self.reloader.watch_config(), name="config-watch"),
@@ -150,7 +152,7 @@ class Daemon:
         finally:
             await self._shutdown(tasks, started)
             await self.runner.client.aclose()
-            store.close()
+            await store.close()
             if self.db_lock is not None:
                 self.db_lock.release()  # after the store: see dblock
         return self.exit_code
@@ -201,6 +203,7 @@ class Daemon:
             await asyncio.wait_for(self.outbox.flush(), FLUSH_GRACE_SECONDS)
         t = self.totals
         uptime = self.clock() - started
+        queued = await self.async_store.outbox.depth()
         logger.info(
             "watcher stopped after %s: %d polls (%d failed), %d events, %d credits, "
             "%d delivered, %d pending",
@@ -210,13 +213,13 @@ class Daemon:
             t.events,
             t.credits,
             self.outbox.totals.sent,
-            self.store.outbox.depth(),
+            queued,
         )
 
     # --- scheduling ---------------------------------------------------------------------
 
     async def _schedule_all(self, settings: Settings) -> None:
-        last = {w.name: w.last_poll_at for w in self.store.memory.watches()}
+        last = {w.name: w.last_poll_at for w in await self.async_store.memory.watches()}
         for watch in settings.watches:
             if watch.enabled:
                 self._add_job(watch, settings, last.get(watch.name))
@@ -293,7 +296,7 @@ class Daemon:
     async def _summary(self, since: Totals, sent: int, period: timedelta) -> None:
         """The periodic one-line summary at INFO (per-poll lines of idle polls are DEBUG)."""
         t = self.totals
-        pending = await asyncio.to_thread(self.store.outbox.depth)
+        pending = await self.async_store.outbox.depth()
         logger.info(
             "last %s: %d polls (%d failed), %d events, %d credits, %d delivered, %d pending",
             str(period).split(".")[0],
@@ -354,8 +357,7 @@ class Daemon:
         settings = self.settings
         if settings is None:
             return
-        removed = await asyncio.to_thread(
-            self.store.prune,
+        removed = await self.async_store.prune(
             now,
             retention=settings.state.retention,
             grace=settings.state.removed_watch_grace,
@@ -372,8 +374,8 @@ class Daemon:
             )
         )
         self._delivered = totals
-        self.metrics.set_outbox_depth(await asyncio.to_thread(self.store.outbox.depth))
-        states = await asyncio.to_thread(self.outbox.gate.control.delivery_states)
+        self.metrics.set_outbox_depth(await self.async_store.outbox.depth())
+        states = await self.outbox.gate.control.delivery_states()
         self.metrics.set_delivery_states(states)
         self.metrics.set_credit_balance(self.runner.client.meter.balance)
 

@@ -128,17 +128,28 @@ def _world() -> Iterator[SimHandle]:
 
 def _status_printer(daemon: Daemon) -> Any:
     seen: set[str] = set()
+    printing: set[asyncio.Task[None]] = set()
 
-    def hook(outcome: PollOutcome) -> None:
-        if outcome.outcome is not Outcome.OK or daemon.settings is None:
+    async def show() -> None:
+        settings = daemon.settings
+        if settings is None:
             return
-        refresh = daemon.store.memory.watches()
+        refresh = await daemon.async_store.memory.watches()
         key = ",".join(sorted(str(w.refresh) for w in refresh))
         if key in seen or len({w.refresh for w in refresh}) != 1:
             return  # print once per refresh, when every watch has caught up
         seen.add(key)
-        report = build_status(daemon.settings, daemon.store, daemon.clock())
+        now = daemon.clock()
+        report = await daemon.async_store.run(lambda store: build_status(settings, store, now))
         print(f"\n{format_status(report)}\n", flush=True)
+
+    def hook(outcome: PollOutcome) -> None:
+        """Called on the daemon's loop: the store is read off it, in a task."""
+        if outcome.outcome is not Outcome.OK:
+            return
+        task = asyncio.ensure_future(show())
+        printing.add(task)
+        task.add_done_callback(printing.discard)
 
     return hook
 

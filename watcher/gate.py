@@ -17,7 +17,6 @@ so a silence added by the CLI applies at the next pass and a restart resumes exa
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import datetime
@@ -25,8 +24,7 @@ from datetime import datetime
 from watcher.config import Notifier, Settings
 from watcher.delivery_rules import Hold, Silence, decide, muting
 from watcher.models import EventKind
-from watcher.store import DueDelivery, Store
-from watcher.store.control import Control
+from watcher.store import AsyncStore, DueDelivery, Store
 
 logger = logging.getLogger("watcher.deliver")
 
@@ -41,15 +39,15 @@ def _schedule_key(notifier: Notifier) -> str:
 class Gate:
     """Applies delivery control to the outbox; one per outbox."""
 
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, store: Store | AsyncStore) -> None:
         self.settings = settings
-        self.control = Control(store)
+        self.control = AsyncStore.of(store).control
         self._silences: list[Silence] = []
         self._holds: dict[str, Hold] = {}
 
     async def prepare(self, now: datetime) -> None:
         """Close ended silences, release what is due; remember the decisions for ``sift``."""
-        silences = await asyncio.to_thread(self.control.open_silences)
+        silences = await self.control.open_silences()
         for silence in [s for s in silences if s.end <= now]:
             await self._close(silence, now)
         self._silences = [s for s in silences if s.active(now)]
@@ -60,7 +58,7 @@ class Gate:
                 if hold.release is not None:
                     await self._release(name, hold, now)
         self._holds = holds
-        stray = await asyncio.to_thread(self.control.held_notifiers)
+        stray = await self.control.held_notifiers()
         for name in sorted(stray - set(holds)):  # lost its quiet hours and digest, or gone
             await self._release(name, Hold(hold=False, release=f"quiet:{now.isoformat()}"), now)
 
@@ -68,11 +66,11 @@ class Gate:
         tz = self.settings.timezone
         last: datetime | None = None
         if notifier.digest is not None:
-            mark = await asyncio.to_thread(self.control.digest_mark, notifier.name)
+            mark = await self.control.digest_mark(notifier.name)
             schedule = _schedule_key(notifier)
             if mark is None or mark[0] != schedule:
                 # A new (or changed) schedule starts now: the first digest is the next fire.
-                await asyncio.to_thread(self.control.set_digest_mark, notifier.name, schedule, now)
+                await self.control.set_digest_mark(notifier.name, schedule, now)
                 mark = (schedule, now)
             last = mark[1]
         return decide(notifier.quiet_hours, notifier.digest, last, now, tz)
@@ -81,7 +79,7 @@ class Gate:
         """Held rows of ``name`` become one roundup (minus newly silenced ones)."""
         assert hold.release is not None  # noqa: S101 - callers release only with a key
         queued = hold.digest_at is not None
-        rows = await asyncio.to_thread(lambda: self.control.held(name, queued=queued))
+        rows = await self.control.held(name, queued=queued)
         silenced: dict[int, int] = {}
         for row in rows:
             silence = muting(self._silences, row.event, now)
@@ -94,9 +92,7 @@ class Gate:
             mark = (_schedule_key(notifier), hold.digest_at)
         if not ids and not silenced and mark is None:
             return
-        await asyncio.to_thread(
-            self.control.release, name, hold.release, ids, now, silenced=silenced, mark=mark
-        )
+        await self.control.release(name, hold.release, ids, now, silenced=silenced, mark=mark)
         if ids:
             logger.info("%s: releasing %d held alerts (%s)", name, len(ids), hold.release)
 
@@ -106,7 +102,7 @@ class Gate:
                 (name, len(n.urls)) for name, n in self.settings.notifiers.items()
             ]
         }
-        event = await asyncio.to_thread(self.control.summarize, silence, now, routes)
+        event = await self.control.summarize(silence, now, routes)
         if event is not None:
             logger.info(
                 "silence %d ended; it held %s alerts", silence.id, event.figures.get("total")
@@ -128,9 +124,9 @@ class Gate:
                 continue
             keep.append(row)
         if silenced:
-            await asyncio.to_thread(self.control.silence, silenced)
+            await self.control.silence(silenced)
         if held:
-            await asyncio.to_thread(self.control.hold, held)
+            await self.control.hold(held)
         return keep
 
     @staticmethod

@@ -50,7 +50,7 @@ from watcher.render import Message, Renderer
 from watcher.render_guard import GuardedRenderer
 from watcher.runner import ops_routes, utcnow
 from watcher.sent_journal import SendMemory
-from watcher.store import DueDelivery, Store
+from watcher.store import AsyncStore, DueDelivery, Store
 
 logger = logging.getLogger("watcher.deliver")
 
@@ -122,7 +122,7 @@ class Outbox:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
+        store: Store | AsyncStore,
         renderer: Renderer | GuardedRenderer | None = None,
         *,
         clock: Callable[[], datetime] = utcnow,
@@ -130,7 +130,7 @@ class Outbox:
         rng: Callable[[], float] = random.random,
     ) -> None:
         self.settings = settings
-        self.store = store
+        self.store = AsyncStore.of(store)
         self.renderer: Renderer | GuardedRenderer = renderer or GuardedRenderer(
             settings.templates_dir, digest_threshold=settings.delivery.digest_threshold
         )
@@ -149,7 +149,7 @@ class Outbox:
         # in a file beside the database as well, so a restart doesn't send them again).
         self._sent = SendMemory(store.url)
         self._due: set[int] = set()
-        self.gate = Gate(settings, store)
+        self.gate = Gate(settings, self.store)
 
     def messages_for(
         self, url: str, events: Sequence[Event], release: str | None = None
@@ -180,7 +180,7 @@ class Outbox:
     async def _pass(self, *, force: bool = False) -> FlushReport:
         now = self.clock()
         await self.gate.prepare(now)
-        waiting = await asyncio.to_thread(self.store.outbox.due, _EVERYTHING)
+        waiting = await self.store.outbox.due(_EVERYTHING)
         await self._sent.settle({r.id for r in waiting})
         waiting = await self.gate.sift(waiting, now)
         due = {
@@ -228,9 +228,7 @@ class Outbox:
                 break
             sent += len(batch)
         if sent:
-            await asyncio.to_thread(
-                self.store.episodes.close, EventKind.DELIVERY_FAILED, f"{notifier}[{index}]"
-            )
+            await self.store.episodes.close(EventKind.DELIVERY_FAILED, f"{notifier}[{index}]")
         return report + FlushReport(sent=sent)
 
     async def _send_batch(
@@ -266,19 +264,19 @@ class Outbox:
             self._sent.part_sent(ids, hashes[: number + 1])
             note = json.dumps({"rows": ids, "sent": hashes[: number + 1]})
             try:
-                await asyncio.to_thread(self.store.meta.set, key, note)
+                await self.store.meta.set(key, note)
             except StoreError as exc:
                 await self._unrecorded(ids, None, f"{notifier}[{index}]", exc)
                 raise
         await self._mark_sent(ids, hashes, f"{notifier}[{index}]")
         await self._sent.recorded(ids, parts=True)
-        await asyncio.to_thread(self.store.meta.delete, key)
+        await self.store.meta.delete(key)
         return None
 
     async def _mark_sent(self, ids: list[int], hashes: list[str], subject: str) -> None:
         """Mark rows sent; if the store fails, remember the send so no pass repeats it."""
         try:
-            await asyncio.to_thread(self.store.outbox.mark_sent, ids, self.clock())
+            await self.store.outbox.mark_sent(ids, self.clock())
         except StoreError as exc:
             await self._unrecorded(ids, hashes, subject, exc)
             raise
@@ -312,7 +310,7 @@ class Outbox:
 
     async def _parts_done(self, key: str, ids: list[int], hashes: list[str]) -> int:
         """How many leading parts of this very digest an earlier try already sent."""
-        raw = await asyncio.to_thread(self.store.meta.get, key)
+        raw = await self.store.meta.get(key)
         try:
             note = json.loads(raw) if raw else None
         except ValueError:
@@ -335,11 +333,9 @@ class Outbox:
         dead = [r.id for r in held if r.attempts + 1 >= limit]
         alive = [r.id for r in held if r.attempts + 1 < limit]
         if alive:
-            await asyncio.to_thread(
-                self.store.outbox.mark_failed, alive, error, now + wait, dead=False
-            )
+            await self.store.outbox.mark_failed(alive, error, now + wait, dead=False)
         if dead:
-            await asyncio.to_thread(self.store.outbox.mark_failed, dead, error, now, dead=True)
+            await self.store.outbox.mark_failed(dead, error, now, dead=True)
         logger.warning(
             "%s[%d]: delivery failed (attempt %d): %s; %d held, retry in %ds; %d given up",
             notifier,
@@ -362,7 +358,7 @@ class Outbox:
         else:
             reason = f"notifier {notifier!r} is no longer configured"
         ids = [r.id for r in rows]
-        await asyncio.to_thread(self.store.outbox.mark_failed, ids, reason, self.clock(), dead=True)
+        await self.store.outbox.mark_failed(ids, reason, self.clock(), dead=True)
         logger.warning("%s; %d deliveries dropped as dead", reason, len(ids))
         return FlushReport(dead=len(ids))
 
@@ -370,9 +366,7 @@ class Outbox:
         """Tell the ops notifiers, once per episode of this URL, that messages were lost."""
         now = self.clock()
         subject = f"{notifier}[{index}]"
-        opened = await asyncio.to_thread(
-            self.store.episodes.open, EventKind.DELIVERY_FAILED, subject, now
-        )
+        opened = await self.store.episodes.open(EventKind.DELIVERY_FAILED, subject, now)
         if not opened:
             return
         figures: dict[str, object] = {
@@ -383,7 +377,7 @@ class Outbox:
             "messages": count,
         }
         event = ops_event(EventKind.DELIVERY_FAILED, subject, now, figures)
-        await asyncio.to_thread(self.store.outbox.record, event, ops_routes(self.settings))
+        await self.store.outbox.record(event, ops_routes(self.settings))
         self._recorded = True
         self.wakeup.set()
 

@@ -9,7 +9,6 @@ simply run again.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -32,7 +31,7 @@ from watcher.planner import (
     Request,
     skips,
 )
-from watcher.store import PollRecord, Routes, Store
+from watcher.store import AsyncStore, PollRecord, Routes, Store
 from watcher.trendtrack.client import TrendTrackClient
 
 logger = logging.getLogger("watcher.poll")
@@ -68,14 +67,14 @@ class Poller:
     def __init__(
         self,
         client: TrendTrackClient,
-        store: Store,
+        store: Store | AsyncStore,
         capabilities: Capabilities | None = None,
         *,
         wall: Callable[[], datetime] = lambda: datetime.now(UTC),
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
-        self.store = store
+        self.store = AsyncStore.of(store)
         self.caps = capabilities or Capabilities()
         self._wall = wall
         self._monotonic = monotonic
@@ -89,14 +88,12 @@ class Poller:
         """
         started = self._monotonic()
         started_at = self._wall()
-        has_baseline, refresh, resume = await asyncio.to_thread(
-            self.store.memory.progress, watch.name
-        )
+        has_baseline, refresh, resume = await self.store.memory.progress(watch.name)
         if skips(has_baseline, refresh, resume, fresh):
             return PollOutcome(watch.name, Outcome.SKIPPED)  # one small read: most polls end here
-        state = await asyncio.to_thread(self.store.memory.load, watch.name)
+        state = await self.store.memory.load(watch.name)
         if self.caps.updated_after is None:
-            known = await asyncio.to_thread(self.store.meta.get, CAPABILITY_KEY)
+            known = await self.store.meta.get(CAPABILITY_KEY)
             if known is not None:
                 self.caps.updated_after = known == "1"
         planner = Planner(
@@ -116,7 +113,7 @@ class Poller:
                     remaining=self.client.meter.balance,
                     fingerprint=watch.fingerprint,
                 )
-                await asyncio.to_thread(self.store.apply_poll, record, routes)
+                await self.store.apply_poll(record, routes)
             return PollOutcome(watch.name, Outcome.FAILED, (), planner.credits, 0, duration, exc)
         duration = int((self._monotonic() - started) * 1000)
         if done.outcome is Outcome.CAPPED:
@@ -137,7 +134,7 @@ class Poller:
                 detection=detection,
                 resume=done.resume,
             )
-            applied = await asyncio.to_thread(self.store.apply_poll, record, routes)
+            applied = await self.store.apply_poll(record, routes)
             events = applied.new_events
         return PollOutcome(
             watch.name, done.outcome, events, planner.credits, len(detection.touched), duration
@@ -173,6 +170,6 @@ class Poller:
         if supported is None or supported == self.caps.updated_after:
             return
         self.caps.updated_after = supported
-        await asyncio.to_thread(self.store.meta.set, CAPABILITY_KEY, "1" if supported else "0")
+        await self.store.meta.set(CAPABILITY_KEY, "1" if supported else "0")
         if not supported:
             logger.warning("the API rejects updatedAfter: falling back to sortBy=updatedAt")

@@ -79,9 +79,9 @@ class Reloader:
             except ConfigError as exc:
                 await self._rejected(exc)
                 return False
-            self._apply(old, new, client, renderer)
-            if await asyncio.to_thread(self.daemon.store.meta.get, REJECTED_VERSION):
-                await asyncio.to_thread(self.daemon.store.meta.set, REJECTED_VERSION, "")
+            await self._apply(old, new, client, renderer)
+            if await self.daemon.async_store.meta.get(REJECTED_VERSION):
+                await self.daemon.async_store.meta.set(REJECTED_VERSION, "")
                 logger.info("config accepted again")
             await self.daemon.runner.resume_if_possible(config_changed=True)
             return True
@@ -91,9 +91,9 @@ class Reloader:
         for problem in exc.problems:
             logger.error("config rejected: %s", problem)
         version = file_version(self.daemon.config_path)
-        alerted = await asyncio.to_thread(self.daemon.store.meta.get, REJECTED_VERSION)
+        alerted = await self.daemon.async_store.meta.get(REJECTED_VERSION)
         if alerted != version:
-            await asyncio.to_thread(self.daemon.store.meta.set, REJECTED_VERSION, version)
+            await self.daemon.async_store.meta.set(REJECTED_VERSION, version)
             problems = [str(p) for p in exc.problems]
             error = "; ".join(problems[:5])
             if len(problems) > 5:
@@ -133,7 +133,7 @@ class Reloader:
                 raise ConfigError([ConfigProblem(where, None, f"template: {p}") for p in problems])
         return client, renderer
 
-    def _apply(
+    async def _apply(
         self,
         old: Settings,
         new: Settings,
@@ -153,7 +153,7 @@ class Reloader:
             self._swap_client(client)
         if old.health != new.health:
             logger.warning("reload: health endpoint changes take effect at the next start")
-        last = {w.name: w.last_poll_at for w in self.daemon.store.memory.watches()}
+        last = {w.name: w.last_poll_at for w in await self.daemon.async_store.memory.watches()}
         removed = sorted(before.keys() - after.keys())
         for name in removed:
             with contextlib.suppress(JobLookupError):
@@ -165,13 +165,17 @@ class Reloader:
             if previous is not None and previous.fingerprint == watch.fingerprint and not retime:
                 continue
             if previous is not None and _scope_changed(previous, watch):
-                self.daemon.store.memory.forget(name)  # a new scope needs a new baseline
+                await self.daemon.async_store.memory.forget(
+                    name
+                )  # a new scope needs a new baseline
                 last.pop(name, None)
             self.daemon._add_job(watch, new, last.get(name))
             changed += previous is not None
             logger.info("reload: watch %s %s", name, "changed" if previous else "added")
         # Disabled watches keep their memory; only watches gone from the file lose it.
-        self.daemon.store.memory.mark_removed([w.name for w in new.watches], self.daemon.clock())
+        await self.daemon.async_store.memory.mark_removed(
+            [w.name for w in new.watches], self.daemon.clock()
+        )
         self.daemon.metrics.set_watches(len(after))
         logger.info(
             "config reloaded: %d watches (%d added, %d removed, %d changed)",

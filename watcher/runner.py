@@ -22,7 +22,7 @@ from watcher.models import EventKind, OpsEvent, ops_event
 from watcher.planner import Freshness, Outcome
 from watcher.poller import Capabilities, Poller, PollOutcome
 from watcher.schedule import FRESHNESS_TTL
-from watcher.store import PollRecord, Routes, Store
+from watcher.store import AsyncStore, PollRecord, Routes, Store
 from watcher.trendtrack.client import TrendTrackClient
 
 logger = logging.getLogger("watcher.run")
@@ -73,7 +73,7 @@ class Runner:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
+        store: Store | AsyncStore,
         client: TrendTrackClient,
         *,
         clock: Callable[[], datetime] = utcnow,
@@ -81,11 +81,11 @@ class Runner:
         freshness_ttl: timedelta = FRESHNESS_TTL,
     ) -> None:
         self.settings = settings
-        self.store = store
+        self.store = AsyncStore.of(store)
         self.client = client
         self.clock = clock
         self.freshness_ttl = freshness_ttl
-        self.poller = Poller(client, store, capabilities, wall=clock)
+        self.poller = Poller(client, self.store, capabilities, wall=clock)
         self.pause: Pause | None = None
         self._fresh: tuple[datetime, Freshness] | None = None
         self._failures: dict[str, int] = {}
@@ -146,7 +146,7 @@ class Runner:
             remaining=self.client.meter.balance,
             fingerprint=watch.fingerprint,
         )
-        await asyncio.to_thread(self.store.apply_poll, record, routes_for(self.settings, watch))
+        await self.store.apply_poll(record, routes_for(self.settings, watch))
 
     async def _after(self, watch: Watch, outcome: PollOutcome) -> None:
         """Ops bookkeeping after a poll: failing/recovered, auth, credits."""
@@ -160,7 +160,7 @@ class Runner:
             await self._open(EventKind.CREDITS_EXHAUSTED, API, balance=0, error=str(error))
             return
         if outcome.outcome.failure:
-            failures = await asyncio.to_thread(self.store.memory.consecutive_failures, watch.name)
+            failures = await self.store.memory.consecutive_failures(watch.name)
             self._failures[watch.name] = failures
             if failures >= self.settings.ops.failing_after:
                 await self._open(
@@ -221,7 +221,7 @@ class Runner:
             return False
         now = self.clock().astimezone(self.settings.timezone)
         start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        spent = await asyncio.to_thread(self.store.ledger.spent, since=start.astimezone(UTC))
+        spent = await self.store.ledger.spent(since=start.astimezone(UTC))
         days = calendar.monthrange(now.year, now.month)[1]
         forecast = plan.month_forecast(spent, now, start, days)
         if forecast <= budget:
@@ -240,7 +240,7 @@ class Runner:
 
     async def _open(self, kind: EventKind, subject: str, **figures: object) -> None:
         now = self.clock()
-        opened = await asyncio.to_thread(self.store.episodes.open, kind, subject, now)
+        opened = await self.store.episodes.open(kind, subject, now)
         (await self._episodes()).add((kind.value, subject))
         if opened:
             await self.record_ops(ops_event(kind, subject, now, figures))
@@ -252,7 +252,7 @@ class Runner:
         if (kind.value, subject) not in episodes:
             return  # nothing open: no write (every healthy poll comes here)
         episodes.discard((kind.value, subject))
-        closed = await asyncio.to_thread(self.store.episodes.close, kind, subject)
+        closed = await self.store.episodes.close(kind, subject)
         if closed and announce is not None:
             await self.record_ops(ops_event(announce, subject, self.clock(), figures))
 
@@ -261,14 +261,14 @@ class Runner:
         processes, such as ``watcher once``, may open some too)."""
         now = self.clock()
         if self._episode_cache is None or now - self._episode_cache[0] >= EPISODES_TTL:
-            episodes = await asyncio.to_thread(self.store.episodes.opened)
+            episodes = await self.store.episodes.opened()
             self._episode_cache = (now, episodes)
         return self._episode_cache[1]
 
     async def record_ops(self, event: OpsEvent) -> None:
         """Record an ops event in the outbox, routed to ``ops_notify``."""
         logger.warning("ops: %s %s %s", event.kind.value, event.watch, event.figures or "")
-        await asyncio.to_thread(self.store.outbox.record, event, ops_routes(self.settings))
+        await self.store.outbox.record(event, ops_routes(self.settings))
 
 
 def _log_poll(outcome: PollOutcome) -> PollOutcome:
