@@ -1,4 +1,4 @@
-"""Delivery control end to end: a real SQLite store, the outbox with real apprise
+"""Delivery control end to end: a real store (SQLite and PostgreSQL), the outbox with real apprise
 ``json://`` posts to a local receiver, the CLI for silences, and an injected clock.
 
 Each "restart" opens a new store and outbox on the same file, as a new process would.
@@ -40,14 +40,14 @@ def ops_rx() -> Iterator[HttpReceiver]:
         yield receiver
 
 
-def write(tmp_path: Path, team: str, rx: HttpReceiver, ops_rx: HttpReceiver) -> Path:
+def write(tmp_path: Path, team: str, rx: HttpReceiver, ops_rx: HttpReceiver, database: str) -> Path:
     path = tmp_path / "watches.yaml"
     path.write_text(
         "\n".join(
             [
                 "version: 1",
                 "api: {api_key: tt_test}",
-                f'state: {{database: "sqlite:///{tmp_path / "state.db"}"}}',
+                f'state: {{database: "{database}"}}',
                 "timezone: Europe/Paris",
                 "notifiers:",
                 f'  team: {{urls: ["{rx.url}"]{team}}}',
@@ -91,11 +91,11 @@ def delivery_states(settings: Settings) -> Counter[str]:
 
 
 async def test_quiet_hours_hold_alerts_and_release_one_digest_exactly_once(
-    tmp_path: Path, rx: HttpReceiver, ops_rx: HttpReceiver
+    tmp_path: Path, rx: HttpReceiver, ops_rx: HttpReceiver, db_url: str
 ) -> None:
     """Alerts found at night are held (ops events are not), then go as ONE digest grouped by
     watch when the window ends; a restart in the night changes nothing."""
-    path = write(tmp_path, ', quiet_hours: {from: "22:00", to: "08:00"}', rx, ops_rx)
+    path = write(tmp_path, ', quiet_hours: {from: "22:00", to: "08:00"}', rx, ops_rx, db_url)
     settings = load_settings(path, {})
     clock = Clock()
     clock.now = EVENING
@@ -132,11 +132,11 @@ async def test_quiet_hours_hold_alerts_and_release_one_digest_exactly_once(
 
 
 async def test_a_digest_schedule_sends_one_digest_per_fire_and_none_when_empty(
-    tmp_path: Path, rx: HttpReceiver, ops_rx: HttpReceiver
+    tmp_path: Path, rx: HttpReceiver, ops_rx: HttpReceiver, db_url: str
 ) -> None:
     """A digest notifier gets nothing per poll, one digest at its time (also after a
     restart past it), and nothing at a time with nothing to say."""
-    path = write(tmp_path, ', digest: {cron: "0 9 * * *"}', rx, ops_rx)
+    path = write(tmp_path, ', digest: {cron: "0 9 * * *"}', rx, ops_rx, db_url)
     settings = load_settings(path, {})
     clock = Clock()
     clock.now = datetime(2026, 5, 1, 5, 0, tzinfo=UTC)  # 07:00 in Paris: schedule starts
@@ -167,11 +167,11 @@ def cli_run(path: Path, *args: str) -> str:
 
 
 async def test_a_silence_added_by_the_cli_mutes_then_ends_with_one_summary(
-    tmp_path: Path, rx: HttpReceiver, ops_rx: HttpReceiver
+    tmp_path: Path, rx: HttpReceiver, ops_rx: HttpReceiver, db_url: str
 ) -> None:
     """A silence added while the outbox runs applies at its next pass; its alerts are
     recorded `silenced`, never sent; its end (expire, then a restart) sends ONE summary."""
-    path = write(tmp_path, "", rx, ops_rx)
+    path = write(tmp_path, "", rx, ops_rx, db_url)
     settings = load_settings(path, {})
     clock = Clock()
     clock.now = datetime.now(UTC)
@@ -206,10 +206,10 @@ async def test_a_silence_added_by_the_cli_mutes_then_ends_with_one_summary(
 
 
 async def test_once_retries_a_backing_off_delivery_now(
-    tmp_path: Path, rx: HttpReceiver, ops_rx: HttpReceiver
+    tmp_path: Path, rx: HttpReceiver, ops_rx: HttpReceiver, db_url: str
 ) -> None:
     """After an outage, a forced flush (``watcher once``) sends what waits in backoff."""
-    path = write(tmp_path, "", rx, ops_rx)
+    path = write(tmp_path, "", rx, ops_rx, db_url)
     settings = load_settings(path, {})
     clock = Clock()
     process = Process(settings, clock)

@@ -1,4 +1,4 @@
-"""The delivery worker with a real SQLite store and real local receivers.
+"""The delivery worker with a real store (SQLite and PostgreSQL) and real local receivers.
 
 Time comes from an injected clock, so backoff is checked without waiting.
 """
@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
-import sqlite3
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlmodel import Session, col, select
 
 from tests.receivers import HttpReceiver, Received, free_port
 from watcher.config import Settings, load_settings
@@ -23,6 +22,7 @@ from watcher.models import Event, EventKind, Item, ItemStatus, ItemType, ops_eve
 from watcher.outbox import Outbox, backoff
 from watcher.runner import ops_routes, routes_for
 from watcher.store import PollRecord, Store
+from watcher.store.tables import DeliveryRow
 
 T0 = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 TIKTOK_ID = re.compile(r"\b7\d{18}\b")
@@ -41,24 +41,10 @@ class Clock:
         self.now += timedelta(seconds=seconds)
 
 
-@pytest.fixture(scope="module")
-def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A freshly migrated database file, copied for each test (migrating takes time)."""
-    path = tmp_path_factory.mktemp("template") / "watcher.db"
-    Store(f"sqlite:///{path}").close()
-    return path
-
-
 @pytest.fixture
-def db(tmp_path: Path, migrated: Path) -> Path:
-    path = tmp_path / "watcher.db"
-    shutil.copyfile(migrated, path)
-    return path
-
-
-@pytest.fixture
-def store(db: Path) -> Iterator[Store]:
-    s = Store(f"sqlite:///{db}", migrate=False)
+def store(db_url: str) -> Iterator[Store]:
+    """A store at the schema's head, on SQLite and on PostgreSQL."""
+    s = Store(db_url, migrate=False)
     yield s
     s.close()
 
@@ -152,13 +138,14 @@ def ids_of(events: Sequence[Event]) -> set[str]:
     return {str(e.item.tiktok_id) for e in events if e.item}
 
 
-def next_attempts(db: Path, notifier: str, index: int) -> list[datetime]:
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute(
-            "SELECT next_attempt_at FROM delivery WHERE notifier = ? AND url_index = ? ORDER BY id",
-            (notifier, index),
-        ).fetchall()
-    return [datetime.fromisoformat(r[0]).replace(tzinfo=UTC) for r in rows]
+def next_attempts(store: Store, notifier: str, index: int) -> list[datetime]:
+    with Session(store.engine) as session:
+        query = (
+            select(col(DeliveryRow.next_attempt_at))
+            .where(col(DeliveryRow.notifier) == notifier, col(DeliveryRow.url_index) == index)
+            .order_by(col(DeliveryRow.id))
+        )
+        return list(session.exec(query))
 
 
 def states(store: Store) -> Counter[tuple[str, int, str]]:
@@ -254,7 +241,6 @@ async def test_a_new_row_is_due_even_when_stamped_ahead_of_our_clock(
 
 async def test_a_dead_url_backs_off_dies_once_and_never_holds_back_its_sibling(
     tmp_path: Path,
-    db: Path,
     store: Store,
     clock: Clock,
     rx: HttpReceiver,
@@ -276,7 +262,7 @@ async def test_a_dead_url_backs_off_dies_once_and_never_holds_back_its_sibling(
     first = await outbox.flush()
     assert (first.sent, first.failed, first.dead) == (3, 3, 0)
     assert len(rx2.wait_for(1)) == 1, "the dead URL is probed with one message, not flooded"
-    assert set(next_attempts(db, "marketing", 1)) == {T0 + timedelta(seconds=10)}
+    assert set(next_attempts(store, "marketing", 1)) == {T0 + timedelta(seconds=10)}
     assert states(store)[("marketing", 1, "pending")] == 3
 
     clock.advance(9)
@@ -285,7 +271,7 @@ async def test_a_dead_url_backs_off_dies_once_and_never_holds_back_its_sibling(
 
     clock.advance(1)
     await outbox.flush()
-    assert set(next_attempts(db, "marketing", 1)) == {clock.now + timedelta(seconds=20)}
+    assert set(next_attempts(store, "marketing", 1)) == {clock.now + timedelta(seconds=20)}
     clock.advance(20)
     last = await outbox.flush()
     assert (last.sent, last.dead) == (1, 3)  # the one sent: delivery_failed, to ops

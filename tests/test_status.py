@@ -99,9 +99,10 @@ def _poll(
 
 
 @pytest.fixture
-def config(tmp_path: Path) -> Path:
+def config(tmp_path: Path, db_url: str) -> Path:
+    """The config, its state on SQLite and on PostgreSQL."""
     path = tmp_path / "watches.yaml"
-    path.write_text(CONFIG.format(database=f"sqlite:///{tmp_path / 'watcher.db'}"))
+    path.write_text(CONFIG.format(database=db_url))
     return path
 
 

@@ -756,3 +756,28 @@ def test_a_database_at_the_first_schema_upgrades_keeping_its_data(empty_db_url: 
     assert store.memory.load("old").refresh == "2026-04-01"
     assert store.memory.resume("old") == Resume()
     store.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("engine", ["postgresql"])
+def test_a_read_only_store_on_postgresql_reads_and_never_writes(store: Store, url: str) -> None:
+    """``watcher status`` and ``events`` open PostgreSQL in read-only transactions."""
+    store.apply_poll(poll(detection([seen("a")])), ROUTES)
+    reader = Store(url, read_only=True)
+    try:
+        assert set(reader.memory.load("acme").items) == {"a"}
+        with pytest.raises(StoreError, match="read-only"):
+            reader.meta.set("k", "v")
+    finally:
+        reader.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("engine", ["postgresql"])
+def test_a_postgresql_database_without_the_schema_says_so(empty_db_url: str) -> None:
+    reader = Store(empty_db_url, read_only=True)
+    try:
+        with pytest.raises(StoreError, match="no watcher schema"):
+            reader.meta.get("k")
+    finally:
+        reader.close()

@@ -28,7 +28,7 @@ SHOP = "3f8aa146-6f96-46e8-9781-64db5166f9a8"
 ROUTES = {kind: [("marketing", 2)] for kind in EventKind}
 
 
-def config(db: Path, *, token: str | None = None) -> str:
+def config(database: str, *, token: str | None = None) -> str:
     health = f"health: {{port: 8080, token: {token}}}" if token else "health: {port: 8080}"
     return f"""\
 version: 1
@@ -37,7 +37,7 @@ api:
 budget:
   monthly_credits: 3100
 state:
-  database: sqlite:///{db}
+  database: "{database}"
 {health}
 notifiers:
   marketing:
@@ -124,9 +124,9 @@ def seed(store: Store) -> list[Event]:
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    db = tmp_path / "state.db"
-    settings = parse_settings(config(db), "watches.yaml", {}, tmp_path)
+def world(tmp_path: Path, db_url: str) -> Iterator[World]:
+    """The seeded state, on SQLite and on PostgreSQL (the dashboard's queries on both)."""
+    settings = parse_settings(config(db_url), "watches.yaml", {}, tmp_path)
     register_settings_secrets(settings)
     store = Store(settings.state.database)
     try:

@@ -336,7 +336,7 @@ async def test_token_guards_every_route_but_healthz(world: World) -> None:
 
 async def test_token_from_the_config_guards_the_served_port(tmp_path: Path) -> None:
     """health.token: ${VAR} from the environment guards the real server on loopback."""
-    text = config(tmp_path / "s.db", token='"${DASH_TOKEN}"')
+    text = config(f"sqlite:///{tmp_path / 's.db'}", token='"${DASH_TOKEN}"')
     settings = parse_settings(text, "watches.yaml", {"DASH_TOKEN": TOKEN}, tmp_path)
     assert settings.health.token is not None
     assert TOKEN not in repr(settings.health)

@@ -66,7 +66,8 @@ class Database:
 
         ``read_only`` (for commands that only read): an existing SQLite file is opened
         with ``mode=ro``, without the WAL pragma or a migration, so it works in a
-        read-only folder; every write then fails.
+        read-only folder; a PostgreSQL database in read-only transactions, unmigrated.
+        Every write then fails.
         """
         self.url = url
         self._write_lock = threading.Lock()
@@ -81,7 +82,12 @@ class Database:
                 )
                 _install_sqlite_pragmas(self.engine)
             else:
-                self.engine = create_engine(engine_url(url), pool_pre_ping=True)
+                # read_only: PostgreSQL refuses every write of the session, and nothing migrates.
+                options = {"options": "-c default_transaction_read_only=on"} if read_only else {}
+                self.engine = create_engine(
+                    engine_url(url), pool_pre_ping=True, connect_args=options
+                )
+                migrate = migrate and not read_only
             self.is_sqlite = self.engine.dialect.name == "sqlite"
             self.insert: Insert = postgresql.insert if not self.is_sqlite else sqlite.insert
             if migrate:

@@ -17,6 +17,10 @@ _MEANINGS = (
     ("unable to open", "the database file cannot be opened (missing folder or permissions)"),
     ("disk i/o error", "the disk failed to read or write"),
     ("no such table", "the database has no watcher schema (deleted or replaced?)"),
+    ("relation", "the database has no watcher schema (run `watcher db upgrade`)"),
+    ("does not exist", "no such database or user on that server"),
+    ("password authentication failed", "the database refused the user or password"),
+    ("connection refused", "no database server answers at that address"),
 )
 
 
