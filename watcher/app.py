@@ -24,6 +24,7 @@ from watcher.render_guard import GuardedRenderer
 from watcher.runner import Runner
 from watcher.schedule import in_poll_retries
 from watcher.store import Store
+from watcher.store.urls import password as database_password
 from watcher.trendtrack.client import TrendTrackClient
 from watcher.triggers import never_fires
 
@@ -36,7 +37,8 @@ def settings_from(path: Path, env: Mapping[str, str] | None = None) -> Settings:
 
 
 def register_settings_secrets(settings: Settings) -> None:
-    """The API key, every notifier URL and the dashboard token never reach a log line."""
+    """The API key, every notifier URL, the dashboard token and the database password
+    never reach a log line."""
     key = settings.api.api_key.get_secret_value() if settings.api.api_key else None
     register_secret(key)
     for notifier in settings.notifiers.values():
@@ -44,6 +46,7 @@ def register_settings_secrets(settings: Settings) -> None:
             register_url(url.get_secret_value())
     if settings.health.token is not None:
         register_secret(settings.health.token.get_secret_value())
+    register_secret(database_password(settings.state.database))
 
 
 def open_store(settings: Settings) -> Store:

@@ -14,6 +14,7 @@ import click
 
 from watcher import __version__
 from watcher.cli.base import CONFIG_HELP, CommandGroup, fail
+from watcher.cli.db import db
 from watcher.cli.silence import silence
 
 if TYPE_CHECKING:
@@ -321,3 +322,4 @@ def main() -> None:
 
 
 cli.add_command(silence)
+cli.add_command(db)

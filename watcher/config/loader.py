@@ -225,10 +225,10 @@ def _env_overrides(
     token = model.health.token if model else None
     if token is not None and not token.get_secret_value().strip():
         token = None  # an empty ${VAR} is no token, never a token that anything matches
-    return base_url, _database_url(database), HealthSettings(port, host, token)
+    return base_url, database_url(database), HealthSettings(port, host, token)
 
 
-def _database_url(value: str) -> str:
+def database_url(value: str) -> str:
     """A URL as is; a bare path becomes a SQLite URL (relative paths stay relative)."""
     return value if "://" in value else f"sqlite:///{value}"
 

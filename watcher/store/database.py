@@ -10,6 +10,7 @@ database is behind it.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -17,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event, inspect, text
+from sqlalchemy import Connection, Engine, event, inspect, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.base import Executable
@@ -31,6 +32,15 @@ from watcher.store.urls import engine_url
 
 SCHEMA_HEAD = "0003_delivery_control"
 """The latest migration's revision; ``tests/test_store.py`` checks it against alembic."""
+
+MIGRATION_LOCK = 0x77617463686D6967  # "watchmig": the advisory lock key of migrations
+
+
+def application_name() -> str:
+    """How a watcher process names its PostgreSQL connections (``pg_stat_activity``), so
+    ``watcher db copy`` sees another watcher at work on a database."""
+    return f"watcher/{os.getpid()}"
+
 
 Insert = Callable[..., Any]
 """The dialect's ``insert`` (it has ``on_conflict_do_nothing`` / ``_do_update``)."""
@@ -58,6 +68,13 @@ def _install_sqlite_pragmas(engine: Engine) -> None:
         cursor.close()
 
 
+def _version(connection: Connection) -> str | None:
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    row = connection.execute(text("SELECT version_num FROM alembic_version")).first()
+    return str(row[0]) if row else None
+
+
 class Database:
     """One database: its engine, its transactions and its schema. Thread-safe."""
 
@@ -83,7 +100,9 @@ class Database:
                 _install_sqlite_pragmas(self.engine)
             else:
                 # read_only: PostgreSQL refuses every write of the session, and nothing migrates.
-                options = {"options": "-c default_transaction_read_only=on"} if read_only else {}
+                options = {"application_name": application_name()}
+                if read_only:
+                    options["options"] = "-c default_transaction_read_only=on"
                 self.engine = create_engine(
                     engine_url(url), pool_pre_ping=True, connect_args=options
                 )
@@ -108,13 +127,18 @@ class Database:
     def __repr__(self) -> str:
         return self.engine.url.render_as_string(hide_password=True)
 
-    def migrate(self) -> None:
-        """Bring the schema to the latest version (alembic, batch mode for SQLite).
+    def migrate(self) -> bool:
+        """Bring the schema to the latest version (alembic, batch mode for SQLite); True
+        if this call changed it.
 
         A database already at ``SCHEMA_HEAD`` skips alembic (and its import time) entirely.
+        On PostgreSQL the upgrade runs under a transaction-scoped advisory lock, so replicas
+        starting together migrate once: the others wait for it, then find the schema at
+        the head (alembic reads the version inside the lock) and change nothing. DDL is
+        transactional there, so a failed upgrade leaves the schema as it was.
         """
         if self.schema_version() == SCHEMA_HEAD:
-            return
+            return False
         from alembic import command  # noqa: PLC0415  # only needed when the schema moves
         from alembic.config import Config  # noqa: PLC0415
         from alembic.util import CommandError  # noqa: PLC0415
@@ -122,19 +146,28 @@ class Database:
         cfg = Config()
         cfg.set_main_option("script_location", str(resources.files("watcher.store") / "migrations"))
         with self._write_lock, self.engine.begin() as connection:
+            if not self.is_sqlite:
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
+                )
+                if _version(connection) == SCHEMA_HEAD:
+                    return False  # another process migrated while this one waited
             cfg.attributes["connection"] = connection
             try:
                 command.upgrade(cfg, "head")
             except CommandError as exc:  # e.g. a database written by a newer watcher
                 raise StoreError(f"cannot migrate the state database: {in_words(exc)}") from exc
+            except SQLAlchemyError as exc:
+                raise StoreError(f"cannot migrate the state database: {in_words(exc)}") from exc
+        return True
 
     def schema_version(self) -> str | None:
         """The alembic revision the database is at, or None for a new database."""
-        with self.engine.connect() as connection:
-            if not inspect(connection).has_table("alembic_version"):
-                return None
-            row = connection.execute(text("SELECT version_num FROM alembic_version")).first()
-            return str(row[0]) if row else None
+        try:
+            with self.engine.connect() as connection:
+                return _version(connection)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot open the state database: {in_words(exc)}") from exc
 
     def close(self) -> None:
         self.engine.dispose()

@@ -48,8 +48,9 @@ class Store:
     def engine(self) -> Engine:
         return self.db.engine
 
-    def migrate(self) -> None:
-        self.db.migrate()
+    def migrate(self) -> bool:
+        """Migrate to the head; True if this call changed the schema."""
+        return self.db.migrate()
 
     def schema_version(self) -> str | None:
         return self.db.schema_version()

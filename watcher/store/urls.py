@@ -8,6 +8,8 @@ psycopg 3, whatever driver SQLAlchemy would pick by default; an explicit driver
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -45,3 +47,19 @@ def shown(url: str) -> str:
     if found is None:
         return "<unparsable database URL>"
     return found.render_as_string(hide_password=True)
+
+
+def same_database(a: str, b: str) -> bool:
+    """Whether two URLs name the same database (one SQLite file, or one server's db)."""
+    first, second = parsed(a), parsed(b)
+    if first is None or second is None:
+        return a == b
+    if first.get_backend_name() != second.get_backend_name():
+        return False
+    if first.get_backend_name() == "sqlite":
+        return Path(first.database or "").resolve() == Path(second.database or "").resolve()
+
+    def place(u: URL) -> tuple[object, ...]:
+        return ((u.host or "localhost").lower(), u.port or 5432, u.database)
+
+    return place(first) == place(second)
