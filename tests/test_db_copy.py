@@ -114,6 +114,8 @@ def fill(url: str) -> None:
         control.hold(by_state["held"])
         control.silence(silenced)
         control.set_digest_mark("team", "0 9 * * *", T0)
+        for part, fingerprint in enumerate(("part-1", "part-2")):  # a digest cut off mid-way
+            store.outbox.part_sent("team", 1, by_state["failed"], part, fingerprint)
         ended = control.add_silence(T0, T0 + timedelta(hours=1), kinds=["pinned"])
         control.expire_silence(ended, T0 + timedelta(minutes=30))
     finally:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from sqlmodel import Session, col, select
 
 from tests.receivers import HttpReceiver, Received, free_port
@@ -336,6 +337,15 @@ async def test_an_outage_then_recovery_delivers_every_event_exactly_once(
     assert {s for (_, _, s) in states(store)} == {"sent"}
 
 
+def noted_parts(store: Store) -> list[tuple[str, int, int]]:
+    """The digest parts the store holds as sent: (notifier, URL position, part)."""
+    with store.engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT notifier, url_index, number FROM digest_part ORDER BY 1, 2, 3")
+        )
+        return [(str(n), int(i), int(k)) for n, i, k in rows]
+
+
 async def test_a_multi_part_digest_resumes_at_the_part_that_failed(
     tmp_path: Path, store: Store, clock: Clock, rx: HttpReceiver
 ) -> None:
@@ -353,9 +363,11 @@ async def test_a_multi_part_digest_resumes_at_the_part_that_failed(
     first = await outbox.flush()
     assert (first.sent, first.failed) == (0, 30)
     assert len(rx.requests) == 2
+    assert noted_parts(store) == [("marketing", 0, 0)], "part 1 is noted in the store"
     clock.advance(3600)
     second = await outbox.flush()
     assert second.sent == 30
+    assert noted_parts(store) == [], "a digest sent whole leaves no note"
 
     requests = rx.requests
     assert len(requests) == len(parts) + 1

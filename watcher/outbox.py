@@ -7,7 +7,7 @@ pass (``flush``) works on every URL concurrently, and on each URL's messages in 
 - Grouping: a watch's due events from one poll go out as one digest; ops and baseline
   events go alone. A digest too long for the channel is several messages ("parts").
 - Parts: each part of a multi-part digest is noted as sent as soon as the service takes
-  it (one small note per URL in the store's meta table), so a digest failing at part 3
+  it (the store's digest parts, one digest under way per URL), so a digest failing at part 3
   resumes at part 3 and a crash repeats at most the part that was in flight.
 - Failure: a URL that fails is backed off as a whole (exponential, with equal jitter,
   capped at an hour). Every message waiting for it, also ones queued later, holds until
@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
@@ -249,8 +248,7 @@ class Outbox:
                 return _scrub(result.error or "delivery failed", url)
             await self._mark_sent(ids, hashes, f"{notifier}[{index}]")
             return None
-        key = f"outbox.parts.{notifier}.{index}"
-        done = await self._parts_done(key, ids, hashes)
+        done = await self._parts_done(notifier, index, ids, hashes)
         remembered = self._sent.parts(ids)
         if remembered == hashes[: len(remembered)]:
             done = max(done, len(remembered))
@@ -262,15 +260,14 @@ class Outbox:
                 error = _scrub(result.error or "delivery failed", url)
                 return f"part {number + 1} of {len(messages)}: {error}"
             self._sent.part_sent(ids, hashes[: number + 1])
-            note = json.dumps({"rows": ids, "sent": hashes[: number + 1]})
             try:
-                await self.store.meta.set(key, note)
+                await self.store.outbox.part_sent(notifier, index, ids, number, hashes[number])
             except StoreError as exc:
                 await self._unrecorded(ids, None, f"{notifier}[{index}]", exc)
                 raise
         await self._mark_sent(ids, hashes, f"{notifier}[{index}]")
         await self._sent.recorded(ids, parts=True)
-        await self.store.meta.delete(key)
+        await self.store.outbox.clear_parts(notifier, index)
         return None
 
     async def _mark_sent(self, ids: list[int], hashes: list[str], subject: str) -> None:
@@ -308,17 +305,12 @@ class Outbox:
                 if not result.ok:
                     logger.warning("%s[%d]: ops alert not taken", name, position)
 
-    async def _parts_done(self, key: str, ids: list[int], hashes: list[str]) -> int:
+    async def _parts_done(
+        self, notifier: str, index: int, ids: list[int], hashes: list[str]
+    ) -> int:
         """How many leading parts of this very digest an earlier try already sent."""
-        raw = await self.store.meta.get(key)
-        try:
-            note = json.loads(raw) if raw else None
-        except ValueError:
-            return 0
-        if not isinstance(note, dict) or note.get("rows") != ids:
-            return 0
-        sent = note.get("sent")
-        if not isinstance(sent, list) or hashes[: len(sent)] != sent:
+        sent = await self.store.outbox.parts_sent(notifier, index, ids)
+        if hashes[: len(sent)] != sent:
             return 0  # rendered differently now (e.g. new templates): send it whole
         return len(sent)
 

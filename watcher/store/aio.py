@@ -80,6 +80,17 @@ class AsyncOutbox:
     ) -> None:
         await _off_loop(self._sync.mark_failed, ids, error, next_attempt_at, dead=dead)
 
+    async def parts_sent(self, notifier: str, url_index: int, ids: Sequence[int]) -> list[str]:
+        return await _off_loop(self._sync.parts_sent, notifier, url_index, ids)
+
+    async def part_sent(
+        self, notifier: str, url_index: int, ids: Sequence[int], number: int, fingerprint: str
+    ) -> None:
+        await _off_loop(self._sync.part_sent, notifier, url_index, ids, number, fingerprint)
+
+    async def clear_parts(self, notifier: str, url_index: int) -> None:
+        await _off_loop(self._sync.clear_parts, notifier, url_index)
+
     async def depth(self) -> int:
         return await _off_loop(self._sync.depth)
 

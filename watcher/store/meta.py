@@ -1,5 +1,5 @@
 """Small key/value facts: what was learned of the API's capabilities, the config version
-already alerted as rejected, an unfinished digest's parts already sent.
+already alerted as rejected.
 
 Each is a short text under a key that its owner names; nothing here interprets them.
 """

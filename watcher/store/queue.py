@@ -12,17 +12,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import func, update
+from sqlalchemy import delete, func, update
 from sqlmodel import Session, col, select
 
 from watcher.models import Event, item_to_json
 from watcher.store.database import Database
 from watcher.store.snapshots import with_snapshots
-from watcher.store.tables import DeliveryRow, EventRow
+from watcher.store.tables import DeliveryRow, DigestPartRow, EventRow
 from watcher.store.values import DeliveryView, DueDelivery, EventView, Routes, event_from_row
 
 _IN_CHUNK = 500
 """Keys per ``IN (...)`` lookup, well under SQLite's bound-parameter limit."""
+
+
+def _digest(ids: Sequence[int]) -> str:
+    return ",".join(str(i) for i in ids)
 
 
 class OutboxQueue:
@@ -151,6 +155,65 @@ class OutboxQueue:
                     last_error=error[:500],
                     next_attempt_at=next_attempt_at,
                     attempts=col(DeliveryRow.attempts) + 1,
+                )
+            )
+
+    # --- the parts of a multi-part digest ----------------------------------------------
+
+    def parts_sent(self, notifier: str, url_index: int, ids: Sequence[int]) -> list[str]:
+        """Fingerprints of the leading parts of the digest of rows ``ids`` that the URL
+        already took, in order (none if another digest is noted for it)."""
+        with self._db.read() as s:
+            rows = s.exec(
+                select(DigestPartRow)
+                .where(
+                    col(DigestPartRow.notifier) == notifier,
+                    col(DigestPartRow.url_index) == url_index,
+                )
+                .order_by(col(DigestPartRow.number))
+            ).all()
+        digest = _digest(ids)
+        sent: list[str] = []
+        for row in rows:
+            if row.deliveries != digest:
+                return []  # another digest is noted for this URL
+            if row.number != len(sent):
+                break
+            sent.append(row.fingerprint)
+        return sent
+
+    def part_sent(
+        self, notifier: str, url_index: int, ids: Sequence[int], number: int, fingerprint: str
+    ) -> None:
+        """Note that the URL took part ``number`` (from 0) of the digest of rows ``ids``;
+        what was noted of another digest for the URL goes."""
+        digest = _digest(ids)
+        with self._db.write() as s:
+            s.exec(
+                delete(DigestPartRow).where(
+                    col(DigestPartRow.notifier) == notifier,
+                    col(DigestPartRow.url_index) == url_index,
+                    (col(DigestPartRow.deliveries) != digest)
+                    | (col(DigestPartRow.number) >= number),
+                )
+            )
+            s.add(
+                DigestPartRow(
+                    notifier=notifier,
+                    url_index=url_index,
+                    number=number,
+                    deliveries=digest,
+                    fingerprint=fingerprint,
+                )
+            )
+
+    def clear_parts(self, notifier: str, url_index: int) -> None:
+        """Forget the URL's digest parts (its digest was sent whole)."""
+        with self._db.write() as s:
+            s.exec(
+                delete(DigestPartRow).where(
+                    col(DigestPartRow.notifier) == notifier,
+                    col(DigestPartRow.url_index) == url_index,
                 )
             )
 

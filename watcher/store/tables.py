@@ -190,6 +190,21 @@ class SilenceRow(SQLModel, table=True):
     summarized_at: datetime | None = _ts()  # type: ignore[assignment]
 
 
+class DigestPartRow(SQLModel, table=True):
+    """A part of a multi-part digest that a URL's service took: which part, of which
+    digest (its delivery rows), and the message's fingerprint (so a digest rendered
+    differently since is sent whole). At most one digest per URL is under way."""
+
+    __tablename__ = "digest_part"
+
+    notifier: str = Field(primary_key=True)
+    url_index: int = Field(primary_key=True)
+    number: int = Field(primary_key=True)
+    deliveries: str
+    """The digest's delivery row ids, comma-separated: it names the digest."""
+    fingerprint: str
+
+
 class DigestMarkRow(SQLModel, table=True):
     """A digest notifier's schedule: the last fire time digested, under which schedule."""
 
