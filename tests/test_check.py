@@ -145,3 +145,19 @@ def test_check_command_reports_every_problem_with_file_and_line(tmp_path: Path) 
     assert lines[0].startswith(f"{bad}:5: watch 'a': every: bad duration 'soon'")
     assert lines[1].startswith(f"{bad}:8: watch 'b': notify[0]: unknown notifier 'nobody'")
     assert result.stdout == ""
+
+
+def test_check_command_refuses_a_query_body_the_client_would_refuse(tmp_path: Path) -> None:
+    """A raw query the API client would refuse at poll time fails `watcher check`, at its
+    line, with the client's reason."""
+    bad = tmp_path / "watches.yaml"
+    bad.write_text(
+        "version: 1\nwatches:\n  - name: a\n    query:\n      minViews: 500\n      maxViews: 5\n",
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(cli, ["-c", str(bad), "check"])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"{bad}:4: watch 'a': query: is not a valid query body: "
+        "maxViews (5) is below minViews (500)"
+    ]

@@ -12,6 +12,7 @@ from watcher.config import Settings, Target, Watch, load_settings, parse_setting
 from watcher.errors import ConfigError, ConfigProblem
 from watcher.models import EventKind
 from watcher.schedule import Schedule
+from watcher.trendtrack import QueryBody
 
 REPO = Path(__file__).resolve().parents[1]
 SHOP = "3f8aa146-6f96-46e8-9781-64db5166f9a8"
@@ -94,6 +95,16 @@ BAD = [
     ("watches:\n  - name: a\n    query: {sortby: views}\n", 11, "unknown key 'sortby'"),
     ("watches:\n  - name: a\n    query: {limit: 500}\n", 11, "less than or equal to 50"),
     ("watches:\n  - name: a\n    query: {minViews: lots}\n", 11, "valid integer"),
+    (
+        "watches:\n  - name: a\n    query: {minViews: 100, maxViews: 10}\n",
+        11,
+        "query: is not a valid query body: maxViews (10) is below minViews (100)",
+    ),
+    (
+        "watches:\n  - name: a\n    query: {publishedAfter: 2024-01-01}\n",
+        11,
+        "publishedAfter must be timezone-aware",
+    ),
     ("watches:\n  - name: a b\n    hashtag: x\n", 10, "bad name 'a b'"),
     ("watches:\n  - hashtag: x\n", 10, "missing required key 'name'"),
     ("watches:\n  - name: a\n    hashtag: x\n  - name: a\n    hashtag: y\n", 12, "duplicate"),
@@ -354,7 +365,7 @@ def test_query_target_keeps_the_api_body() -> None:
     """A query body keeps its camelCase keys, drops nothing, and is read-only."""
     watch = one_watch(
         "- name: q\n  query: {search: [skincare], type: ad, minViews: 100000, sortBy: views,"
-        " pinned: yes, publishedAfter: 2024-01-01}\n"
+        " pinned: yes, publishedAfter: '2024-01-01T00:00:00Z'}\n"
     )
     assert watch.target.kind == "query"
     assert dict(watch.target.query or {}) == {
@@ -363,10 +374,11 @@ def test_query_target_keeps_the_api_body() -> None:
         "minViews": 100000,
         "sortBy": "views",
         "pinned": "yes",
-        "publishedAfter": "2024-01-01",
+        "publishedAfter": "2024-01-01T00:00:00Z",
     }
     with pytest.raises(TypeError):
         watch.target.query["type"] = "organic"  # type: ignore[index]
+    assert watch.target.body == QueryBody.from_json(dict(watch.target.query))
     assert watch.describe_target().startswith("query search=skincare ")
     assert "minViews=100000" in watch.describe_target()
 

@@ -37,13 +37,21 @@ later changes seen.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from watcher.config import Watch
 from watcher.detect import FirstRun, Rules
-from watcher.models import ITEM_KINDS, EventKind, ItemStatus, ItemType
+from watcher.models import (
+    ITEM_KINDS,
+    EventKind,
+    ItemStatus,
+    ItemType,
+    Order,
+    SortBy,
+    StatusFilter,
+    TypeFilter,
+)
 from watcher.trendtrack import ListParams, QueryBody
 
 FEED_KINDS = ITEM_KINDS - {EventKind.RANK_JUMP, EventKind.BASELINE}
@@ -51,9 +59,6 @@ MAX_LIMIT = 50
 FALLBACK_PAGE = 32
 """The largest page of the fallback scan (a power of two, so pages stay aligned)."""
 
-_OURS = frozenset({"sortBy", "order", "page", "limit", "updatedAfter"})
-"""Body keys the plan sets itself; a user's raw query may not steer paging or order."""
-_FILTERED_CLIENT_SIDE = frozenset({"status", "minViews"})
 
 Params = ListParams | QueryBody
 
@@ -76,8 +81,21 @@ def _type(value: str) -> str | None:
     return None if value == "all" else value
 
 
-def _body_from_query(query: Mapping[str, object], drop: frozenset[str]) -> QueryBody:
-    return QueryBody.from_json({k: v for k, v in query.items() if k not in _OURS | drop})
+def _raw_body(watch: Watch) -> QueryBody:
+    """A raw ``query`` watch's typed body (built at config load), the watch's ``type``
+    filling in a body that sets none. Paging, order and ``updatedAfter`` are the plan's:
+    a user's raw query may not steer them."""
+    body = watch.target.body or QueryBody()
+    kind = _type(watch.type)
+    return replace(
+        body,
+        type=body.type or (TypeFilter(kind) if kind else None),
+        sort_by=None,
+        order=None,
+        page=None,
+        limit=None,
+        updated_after=None,
+    )
 
 
 def feed_scope(watch: Watch) -> Scope:
@@ -102,25 +120,26 @@ def feed_scope(watch: Watch) -> Scope:
                 }
             )
         )
-    query = dict(target.query or {})
-    if kind is not None:
-        query.setdefault("type", kind)
-    return Scope(_body_from_query(query, _FILTERED_CLIENT_SIDE))
+    # status and minViews are applied client-side (see the module's docstring)
+    return Scope(replace(_raw_body(watch), status=None, min_views=None))
 
 
 def tracked_scope(watch: Watch) -> Scope:
     """The rank tracked set: the ``track`` most-viewed active items of the watch's scope
     (a raw query keeps its own metric filters, which define its universe)."""
     limit = min(watch.rank_jump.track, MAX_LIMIT)
-    changes = {"sortBy": "views", "order": "desc", "status": "active", "page": 1, "limit": limit}
     if watch.target.kind == "query":
-        query = {k: v for k, v in (watch.target.query or {}).items() if k not in _OURS}
-        kind = _type(watch.type)
-        if kind is not None:
-            query.setdefault("type", kind)
-        return Scope(QueryBody.from_json({**query, **changes}))
-    scope = feed_scope(watch)
+        body = replace(
+            _raw_body(watch),
+            sort_by=SortBy.VIEWS,
+            order=Order.DESC,
+            status=StatusFilter.ACTIVE,
+            page=1,
+            limit=limit,
+        )
+        return Scope(body)
     wire = {"sort_by": "views", "order": "desc", "status": "active", "page": 1, "limit": limit}
+    scope = feed_scope(watch)
     return Scope(scope.with_(**wire), scope.shop_id)
 
 
@@ -128,15 +147,14 @@ def rules_for(watch: Watch) -> Rules:
     """The detection rules of a watch (client-side filters included)."""
     min_views = watch.min_views
     status = None if watch.status == "all" else ItemStatus(watch.status)
-    query = watch.target.query or {}
-    if watch.target.kind == "query":
-        raw_min = query.get("minViews")
-        if isinstance(raw_min, int) and not isinstance(raw_min, bool):
-            min_views = max(min_views or 0, raw_min)
-        raw_status = query.get("status")
-        if status is None and raw_status in {"active", "inactive"}:
-            status = ItemStatus(str(raw_status))
-    body_type = query.get("type") if watch.target.kind == "query" else None
+    body = watch.target.body if watch.target.kind == "query" else None
+    body_type = None
+    if body is not None:
+        if body.min_views is not None:
+            min_views = max(min_views or 0, body.min_views)
+        if status is None and body.status in {"active", "inactive"}:
+            status = ItemStatus(str(body.status))
+        body_type = body.type
     item_type = watch.type if watch.type != "all" else body_type
     return Rules(
         watch=watch.name,

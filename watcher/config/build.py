@@ -41,8 +41,10 @@ from watcher.config.values import (
 )
 from watcher.config.yaml_source import KeyPath
 from watcher.delivery_rules import WEEKDAYS, QuietHours
+from watcher.errors import ParameterError
 from watcher.models import EventKind, KeywordMode, SearchArea, StatusFilter
 from watcher.schedule import Schedule
+from watcher.trendtrack.params import QueryBody
 
 
 def build_settings(
@@ -187,4 +189,9 @@ def _target(w: WatchModel, path: KeyPath, report: Report) -> Target:
         )
     raw = w.query.model_dump(by_alias=True, exclude_none=True) if w.query else {}
     body = {k: str(v) if isinstance(v, StrEnum) else v for k, v in raw.items()}
-    return Target("query", query=MappingProxyType(body))
+    try:
+        typed = QueryBody.from_json(body)
+    except ParameterError as exc:
+        report((*path, "query"), f"is not a valid query body: {exc}")
+        typed = QueryBody()
+    return Target("query", query=MappingProxyType(body), body=typed)

@@ -26,6 +26,7 @@ from watcher.config.schema import (
 from watcher.delivery_rules import QuietHours
 from watcher.models import EventKind, KeywordMode, SearchArea, StatusFilter
 from watcher.schedule import Schedule
+from watcher.trendtrack.params import QueryBody
 
 TargetKind = Literal["shop", "hashtag", "handle", "search", "query"]
 DEFAULT_EVENTS = frozenset(
@@ -116,13 +117,18 @@ class RankJump:
 @dataclass(frozen=True, slots=True)
 class Target:
     """What a watch follows. ``values``: the shop id, hashtag (no ``#``), handle (no
-    ``@``, lowercase) or search keywords; empty for a raw ``query`` body."""
+    ``@``, lowercase) or search keywords; empty for a raw ``query`` body.
+
+    A raw body is kept twice: ``query`` as written (for display and the fingerprint) and
+    ``body``, the API client's typed :class:`QueryBody` built from it at config load, so
+    a body the client would refuse fails ``watcher check`` instead of a poll."""
 
     kind: TargetKind
     values: tuple[str, ...] = ()
     search_area: SearchArea = SearchArea.ALL
     keyword_mode: KeywordMode = KeywordMode.ANY
     query: Mapping[str, object] | None = None
+    body: QueryBody | None = None
 
     @property
     def value(self) -> str:
