@@ -17,10 +17,12 @@ from sqlalchemy import text
 from sqlmodel import Session, col, select
 
 from tests.receivers import HttpReceiver, Received, free_port
+from watcher.channels import channel_for_url
 from watcher.config import Settings, load_settings
 from watcher.detect import Detection, WatchState, event_key
 from watcher.models import Event, EventKind, Item, ItemStatus, ItemType, ops_event
 from watcher.outbox import Outbox, backoff
+from watcher.render import Renderer
 from watcher.runner import ops_routes, routes_for
 from watcher.store import PollRecord, Store
 from watcher.store.tables import DeliveryRow
@@ -192,6 +194,20 @@ async def test_a_polls_events_make_one_digest_per_url_and_ops_events_go_alone(
     again = await Outbox(settings, store, clock=clock).flush()
     assert again.sent == 0
     assert len(rx.requests) == 2
+
+
+def test_one_event_is_its_own_alert_and_several_are_a_digest(tmp_path: Path, store: Store) -> None:
+    """Whether events make one alert or a digest is the renderer's decision alone."""
+    url = "json://127.0.0.1:9/"
+    settings = make_settings(tmp_path, {"marketing": [url]})
+    renderer = Renderer(digest_threshold=settings.delivery.digest_threshold)
+    outbox = Outbox(settings, store, renderer)
+    one, two = item_event("acme", 1), item_event("acme", 2)
+    channel = channel_for_url(url)
+    assert outbox.messages_for(url, [one]) == [renderer.render_event(one, channel)]
+    both = renderer.render_digest("acme", [one, two], channel)
+    assert outbox.messages_for(url, [one, two]) == both
+    assert both != [renderer.render_event(one, channel)]
 
 
 async def test_events_follow_the_watch_notify_list_route_extras_and_ops_notify(

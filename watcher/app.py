@@ -153,13 +153,7 @@ def print_outcomes(
             line += f" ({o.error})"
         print(clean(line), file=out)
         if renderer is not None and o.events:
-            events = list(o.events)
-            messages = (
-                [renderer.render_event(events[0], TEXT)]
-                if len(events) == 1
-                else renderer.render_digest(o.watch, events, TEXT)
-            )
-            for message in messages:
+            for message in renderer.render_digest(o.watch, list(o.events), TEXT):
                 print(f"\n{message.title}\n{message.body}\n", file=out)
     if result.delivery is not None:
         d = result.delivery

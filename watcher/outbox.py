@@ -154,13 +154,12 @@ class Outbox:
         self, url: str, events: Sequence[Event], release: str | None = None
     ) -> list[Message]:
         """The message(s) ``events`` (one event, one watch's poll, or a released roundup)
-        make for ``url``."""
+        make for ``url``; whether one event is its own alert or a digest is the renderer's
+        (``render_digest``)."""
         channel = channel_for_url(url)
         if release is not None:
             groups = roundup_order(list(events))
             return self.renderer.render_roundup(groups, channel, release_reason(release))
-        if len(events) == 1:
-            return [self.renderer.render_event(events[0], channel)]
         return self.renderer.render_digest(events[0].watch, events, channel)
 
     async def flush(self, *, force: bool = False) -> FlushReport:
