@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from watcher.detect import FirstRun, Observation, Rules, WatchState, baseline, detect
 from watcher.models import Event, EventKind, Item, ItemStatus, ItemType
@@ -103,11 +102,10 @@ def test_milestones_need_opting_in() -> None:
     assert result.events == ()
 
 
-def test_a_milestone_borrows_handle_and_caption_from_the_items_last_event(
-    tmp_path: Path,
-) -> None:
-    """An alert built from memory still names the handle and caption (from the store)."""
-    store = Store(f"sqlite:///{tmp_path / 'state.db'}")
+def test_a_milestone_borrows_handle_and_caption_from_the_items_last_event(db_url: str) -> None:
+    """An alert built from memory still names the handle and caption (from the store), on
+    SQLite and PostgreSQL (the item snapshot is JSON on both)."""
+    store = Store(db_url)
     try:
         full = replace(ad(1, days=0), caption="gummies drop", views=10)
         store.outbox.record(Event("w|new_ad|i1|new", EventKind.NEW_AD, "w", T0, full), {})

@@ -4,9 +4,8 @@ pauses, and ops events that fire once per episode, never once per poll."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -24,13 +23,13 @@ def sim() -> Iterator[SimHandle]:
         yield handle
 
 
-def _settings(sim: SimHandle, tmp_path: Path, extra: str = "") -> Settings:
+def _settings(sim: SimHandle, database: str, extra: str = "") -> Settings:
     shops = sim.world()["shops"]
     assert isinstance(shops, list)
     text = f"""
 version: 1
 api: {{base_url: "{sim.base_url}", api_key: "{sim.api_key}"}}
-state: {{database: "sqlite:///{tmp_path / "state.db"}"}}
+state: {{database: "{database}"}}
 notifiers: {{ops: {{urls: ["json://127.0.0.1:9/"]}}}}
 ops_notify: [ops]
 ops: {{failing_after: 2, credits_low_below: 1000}}
@@ -41,6 +40,20 @@ watches:
   - {{name: extra, shop: "{shops[1]["id"]}", priority: low}}
 """
     return parse_settings(text, "watches.yaml", env={})
+
+
+@pytest.fixture
+def stores() -> Iterator[Callable[[Settings], Store]]:
+    """Opens the settings' store (on SQLite or PostgreSQL); closes them all at the end."""
+    made: list[Store] = []
+
+    def open_store(settings: Settings) -> Store:
+        made.append(Store(settings.state.database))
+        return made[-1]
+
+    yield open_store
+    for store in made:
+        store.close()
 
 
 def _ops(store: Store, kind: EventKind) -> int:
@@ -60,10 +73,12 @@ def _run(settings: Settings, store: Store, key: str, rounds: int = 2, **client: 
     return asyncio.run(go())
 
 
-def test_low_priority_polls_are_shed_over_budget(sim: SimHandle, tmp_path: Path) -> None:
+def test_low_priority_polls_are_shed_over_budget(
+    sim: SimHandle, db_url: str, stores: Callable[[Settings], Store]
+) -> None:
     """A month forecast over budget sheds `priority: low` polls and tells ops once."""
-    settings = _settings(sim, tmp_path, "budget: {monthly_credits: 100}")
-    store = Store(settings.state.database)
+    settings = _settings(sim, db_url, "budget: {monthly_credits: 100}")
+    store = stores(settings)
     store.ledger.record(datetime.now(UTC), 5000, None)
     _run(settings, store, sim.api_key)
     watches = {w.name: w for w in store.memory.watches()}
@@ -72,10 +87,12 @@ def test_low_priority_polls_are_shed_over_budget(sim: SimHandle, tmp_path: Path)
     assert _ops(store, EventKind.BUDGET_EXCEEDED) == 1
 
 
-def test_credits_low_fires_once(sim: SimHandle, tmp_path: Path) -> None:
+def test_credits_low_fires_once(
+    sim: SimHandle, db_url: str, stores: Callable[[Settings], Store]
+) -> None:
     """A balance under credits_low_below gives one credits_low, not one per poll."""
-    settings = _settings(sim, tmp_path)
-    store = Store(settings.state.database)
+    settings = _settings(sim, db_url)
+    store = stores(settings)
     sim.set_credits(600)
     try:
         _run(settings, store, sim.api_key, rounds=3)
@@ -84,10 +101,12 @@ def test_credits_low_fires_once(sim: SimHandle, tmp_path: Path) -> None:
     assert _ops(store, EventKind.CREDITS_LOW) == 1
 
 
-def test_insufficient_credits_pause_until_refilled(sim: SimHandle, tmp_path: Path) -> None:
+def test_insufficient_credits_pause_until_refilled(
+    sim: SimHandle, db_url: str, stores: Callable[[Settings], Store]
+) -> None:
     """402 pauses polling with one credits_exhausted; a refill lifts the pause."""
-    settings = _settings(sim, tmp_path)
-    store = Store(settings.state.database)
+    settings = _settings(sim, db_url)
+    store = stores(settings)
     sim.set_credits(0)
     try:
         runner = _run(settings, store, sim.api_key)
@@ -106,10 +125,12 @@ def test_insufficient_credits_pause_until_refilled(sim: SimHandle, tmp_path: Pat
     assert runner.pause is None
 
 
-def test_rejected_key_pauses_until_the_config_changes(sim: SimHandle, tmp_path: Path) -> None:
+def test_rejected_key_pauses_until_the_config_changes(
+    sim: SimHandle, db_url: str, stores: Callable[[Settings], Store]
+) -> None:
     """401 pauses every watch after one auth_rejected; a config change lifts it."""
-    settings = _settings(sim, tmp_path)
-    store = Store(settings.state.database)
+    settings = _settings(sim, db_url)
+    store = stores(settings)
     runner = _run(settings, store, "tt_live_wrong", rounds=3)
     assert runner.pause is not None
     assert runner.pause.reason == "auth"
@@ -117,10 +138,12 @@ def test_rejected_key_pauses_until_the_config_changes(sim: SimHandle, tmp_path: 
     assert asyncio.run(runner.resume_if_possible(config_changed=True))
 
 
-def test_failing_watch_alerts_once_then_recovers_once(sim: SimHandle, tmp_path: Path) -> None:
+def test_failing_watch_alerts_once_then_recovers_once(
+    sim: SimHandle, db_url: str, stores: Callable[[Settings], Store]
+) -> None:
     """Consecutive failures give one watch_failing; the next success one watch_recovered."""
-    settings = _settings(sim, tmp_path)
-    store = Store(settings.state.database)
+    settings = _settings(sim, db_url)
+    store = stores(settings)
     sim.faults(1.0, ["500"])
     try:
         _run(settings, store, sim.api_key, rounds=4)

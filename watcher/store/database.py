@@ -28,7 +28,7 @@ from watcher.errors import StoreError
 from watcher.store.bulk import sqlite_insert, sqlite_rows
 from watcher.store.failures import in_words
 from watcher.store.readonly import read_only_engine
-from watcher.store.urls import engine_url
+from watcher.store.urls import engine_url, is_postgres
 
 SCHEMA_HEAD = "0004_digest_parts"
 """The latest migration's revision; ``tests/test_store.py`` checks it against alembic."""
@@ -100,8 +100,11 @@ class Database:
                 _install_sqlite_pragmas(self.engine)
             else:
                 # read_only: PostgreSQL refuses every write of the session, and nothing migrates.
-                options = {"application_name": application_name()}
-                if read_only:
+                # connect_timeout: an unreachable server fails a command in seconds, not minutes
+                options: dict[str, object] = {}
+                if is_postgres(url):
+                    options = {"application_name": application_name(), "connect_timeout": 10}
+                if read_only and is_postgres(url):
                     options["options"] = "-c default_transaction_read_only=on"
                 self.engine = create_engine(
                     engine_url(url), pool_pre_ping=True, connect_args=options
