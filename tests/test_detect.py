@@ -865,11 +865,12 @@ def test_updated_at_moving_without_a_change_clears_exact() -> None:
     assert not later.state.exact
 
 
-def test_an_inexact_observation_makes_the_state_inexact() -> None:
-    """Observation.exact=False (the API moves updatedAt on metrics) sticks to the state."""
+def test_an_observation_not_read_as_a_feed_leaves_exactness_to_evidence() -> None:
+    """Observation.exact=False (rows not read as a change feed) says nothing of the API:
+    the state stays exact until a row shows updatedAt moving for no change."""
     watch_rules = rules()
     result = detect(watch_rules, start(watch_rules), observe(11, exact=False))
-    assert not result.state.exact
+    assert result.state.exact
 
 
 def test_watermark_and_refresh_advance_but_never_go_back() -> None:
@@ -955,3 +956,54 @@ def test_event_figures_carry_the_numbers_behind_them() -> None:
     assert figures[EventKind.NEW_VIDEO] == {"views": 50_000}
     assert figures[EventKind.AD_STOPPED] == {"days_running": 3}
     assert figures[EventKind.RANK_JUMP] == {"rank_before": 48, "rank_after": 7, "views": 50_000}
+
+
+def test_updated_at_moving_for_no_change_is_learned_per_scope() -> None:
+    """A known row whose updatedAt moved while status, pin and indexing did not: the scope
+    learns that updatedAt moves on metric updates (moves=True, exact=False)."""
+    watch_rules = rules()
+    state = start(watch_rules, (A1,))
+    moved = replace(A1, updated_at=day(12))
+    result = detect(watch_rules, state, replace(observe(12, changed=(moved,)), exact=False))
+    assert (result.state.moves, result.state.exact, result.events) == (True, False, ())
+
+
+def test_a_row_untouched_since_the_baseline_proves_updated_at_exact() -> None:
+    """Two refreshes after the baseline a row still carries an updatedAt from before it:
+    metric updates don't move updatedAt here (moves=False); the same row read sooner
+    proves nothing."""
+    watch_rules = rules()
+    state = start(watch_rules, (A1,))
+    soon = detect(watch_rules, state, observe(11, changed=(A1,)))
+    assert soon.state.moves is None
+    later_on = detect(watch_rules, state, observe(13, changed=(A1,)))
+    assert later_on.state.moves is False
+
+
+def test_the_stored_order_follows_listed_and_delisted_rows() -> None:
+    """Rows read in the scope's newest order are listed with their publishedAt; a row
+    found gone from it leaves the order, its memory kept, with no event."""
+    watch_rules = rules()
+    state = start(watch_rules, (A1, A2))
+    obs = replace(observe(12, changed=(A1,)), listed=frozenset({A1.id}))
+    listed = detect(watch_rules, state, obs)
+    assert listed.state.items[A1.id].listed
+    assert listed.state.items[A1.id].published_at == A1.published_at
+    gone = detect(watch_rules, listed.state, replace(observe(13), delisted=frozenset({A1.id})))
+    assert not gone.state.items[A1.id].listed
+    assert gone.events == ()
+
+
+def test_an_out_of_scope_row_of_the_list_is_kept_silently() -> None:
+    """A near-miss handle's row in the API's list is remembered for the stored order only
+    (outside=True): it raises no event, now or when it changes, and reaches no milestone."""
+    watch_rules = rules(handle="rivalbrand", milestones=(1,))
+    state = start(watch_rules)
+    other = ad(31, created=11, handle="rivalbrand_fans", days_running=5)
+    obs = replace(observe(12, changed=(other,)), listed=frozenset({other.id}))
+    first = detect(watch_rules, state, obs)
+    assert first.events == ()
+    assert first.state.items[other.id].outside
+    stop = replace(stopped(other, 13), days_running=9)
+    again = detect(watch_rules, first.state, replace(observe(13, changed=(stop,)), exact=False))
+    assert again.events == ()

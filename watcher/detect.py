@@ -62,6 +62,11 @@ __all__ = [
 ]
 
 DAY = timedelta(days=1)
+QUIET = timedelta(days=2)
+"""A row read more than this after the baseline (two daily refreshes at least) with an
+``updatedAt`` from before it shows that metric updates don't move ``updatedAt``
+(``WatchState.moves`` False); a known row whose ``updatedAt`` moved with no change shows
+they do (True, which wins)."""
 
 
 def _started(item: Item, at: datetime) -> datetime | None:
@@ -83,7 +88,13 @@ class _Detector:
         self.events: list[Event] = []
         self.touched: set[str] = set()
         self.read: dict[str, Item] = {}
-        self.exact = state.exact and obs.exact
+        self.exact = state.exact
+        """Learned: ``updatedAt`` has only moved on library changes for this watch."""
+        self.infer = obs.exact
+        """Whether this poll's rows may be read as a change feed (a moved ``updatedAt``
+        on an unknown row means a status change): only a feed's rows, not the order's."""
+        self.moves = state.moves
+        self.max_lag = state.max_lag
 
     def emit(self, kind: EventKind, item: Item, change: str, **figures: object) -> None:
         if kind not in self.rules.events:
@@ -98,6 +109,7 @@ class _Detector:
         *,
         announced: bool | None = None,
         follow_until: datetime | None = None,
+        outside: bool = False,
     ) -> Seen:
         """Store what this poll saw of ``item``. ``announced=True`` ends any following,
         ``False`` follows it until ``follow_until``; ``None`` keeps both as they were.
@@ -130,7 +142,15 @@ class _Detector:
             follow_until=follow_until,
             started_at=base.started_at or started,
             milestone=base.milestone,
+            published_at=item.published_at or base.published_at,
+            handle=item.handle or base.handle,
+            listed=base.listed or item.id in self.obs.listed,
+            outside=outside or base.outside,
         )
+        if item.published_at is not None and item.indexed_at is not None:
+            lag = item.indexed_at - item.published_at
+            if self.max_lag is None or lag > self.max_lag:
+                self.max_lag = lag
         self.items[item.id] = updated
         self.read[item.id] = item
         self.touched.add(item.id)
@@ -146,6 +166,8 @@ class _Detector:
     def changed(self, item: Item) -> None:
         """An item from the change feed: new, re-indexed, or its status/pin moved."""
         if not self.rules.in_scope(item):
+            if item.id in self.obs.listed:  # kept for the stored order, silently
+                self.remember(item, self.items.get(item.id), announced=True, outside=True)
             return
         seen = self.items.get(item.id)
         if seen is None:
@@ -168,6 +190,7 @@ class _Detector:
         reindexed = later(item.indexed_at, self.since)
         if (
             self.exact
+            and self.infer
             and not pin_moved
             and not reindexed
             and item.type == ItemType.AD
@@ -216,6 +239,7 @@ class _Detector:
         reindexed = later(item.indexed_at, seen.updated_at)
         if not moved and not reindexed and later(item.updated_at, seen.updated_at):
             self.exact = False  # updatedAt moved for a reason we don't alert on
+            self.moves = True
         self.follow(item, seen)
 
     def follow(self, item: Item, seen: Seen) -> None:
@@ -240,7 +264,7 @@ class _Detector:
         for item_id, seen in list(self.items.items()):
             if seen.milestone >= top or seen.started_at is None:
                 continue
-            if seen.type != ItemType.AD or seen.status != ItemStatus.ACTIVE:
+            if seen.type != ItemType.AD or seen.status != ItemStatus.ACTIVE or seen.outside:
                 continue
             days = (at - seen.started_at) // DAY
             reached = [n for n in self.rules.milestones if seen.milestone < n <= days]
@@ -330,14 +354,34 @@ def detect(rules: Rules, state: WatchState, obs: Observation) -> Detection:
             run.items[item_id] = replace(seen, announced=True, follow_until=None)
             run.touched.add(item_id)
     run.milestones()
+    _delist(run, obs.delisted)
+    base = state.baseline_at
+    if (
+        run.moves is None
+        and base is not None
+        and obs.at - base > QUIET
+        and any(i.updated_at is not None and i.updated_at < base for i in obs.changed)
+    ):
+        run.moves = False  # a row untouched by the daily metric updates since the baseline
     new_state = replace(
         state,
         watermark=latest(state.watermark, obs.watermark),
         refresh=obs.refresh or state.refresh,
         exact=run.exact,
         items=run.items,
+        moves=run.moves,
+        max_lag=run.max_lag,
     )
     return Detection(new_state, unique_events(run.events), frozenset(run.touched))
+
+
+def _delist(run: _Detector, ids: Iterable[str]) -> None:
+    """Items gone from the scope's order leave the stored order (their memory stays)."""
+    for item_id in ids:
+        seen = run.items.get(item_id)
+        if seen is not None and seen.listed and item_id not in run.obs.listed:
+            run.items[item_id] = replace(seen, listed=False)
+            run.touched.add(item_id)
 
 
 def baseline(
@@ -369,7 +413,11 @@ def baseline(
     )
     run = _Detector(rules, start, obs)
     for item in obs.changed:
-        if not rules.in_scope(item) or item.id in run.items:
+        if item.id in run.items:
+            continue
+        if not rules.in_scope(item):
+            if item.id in obs.listed:  # kept for the stored order, silently
+                run.remember(item, None, announced=True, outside=True)
             continue
         if mode == FirstRun.NOTIFY_ALL and rules.passes_metrics(item):
             run.announce_new(item)
@@ -389,5 +437,5 @@ def baseline(
                 dict(summary or {}),
             )
         )
-    new_state = replace(start, refresh=obs.refresh, items=run.items)
+    new_state = replace(start, refresh=obs.refresh, items=run.items, max_lag=run.max_lag)
     return Detection(new_state, unique_events(events), frozenset(run.touched))

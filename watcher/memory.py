@@ -71,6 +71,14 @@ class Seen:
     follow_until: datetime | None = None
     started_at: datetime | None = None
     milestone: int = 0
+    published_at: datetime | None = None
+    handle: str | None = None
+    listed: bool = False
+    """Whether the item is in the scope's ``newest`` order as last known (the stored order
+    of the documented-only strategy: listed items sorted by ``published_at``, then id)."""
+    outside: bool = False
+    """Out of the watch's scope (a near-miss handle, another language) but in the API's
+    list, so kept for the stored order only: it never raises an event."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +88,12 @@ class WatchState:
     ``baseline_at``: API time of the first run; items created later are new.
     ``watermark``: the latest ``updatedAt`` read; the next change feed starts after it.
     ``refresh``: the ``latestReadyDate`` fully processed, so an unchanged one skips the poll.
-    ``exact``: whether ``updatedAt`` has only ever moved on library changes for this watch.
+    ``exact``: whether ``updatedAt`` has only ever moved on library changes for this watch
+    (False once a row's ``updatedAt`` moved while its status, pin and indexing did not).
+    ``moves``: what was learned of that per scope: True (it moves on metric updates: a
+    known row's moved with no change), False (a row read two refreshes after the baseline
+    still had an ``updatedAt`` from before it), None (not yet known). ``max_lag``: the largest
+    ``indexedAt - publishedAt`` seen in scope.
     """
 
     baseline_at: datetime | None = None
@@ -89,6 +102,8 @@ class WatchState:
     exact: bool = True
     has_baseline: bool = False
     items: Mapping[str, Seen] = field(default_factory=dict)
+    moves: bool | None = None
+    max_lag: timedelta | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +118,10 @@ class Observation:
     tracked: Sequence[Item] | None = None
     watermark: datetime | None = None
     exact: bool = True
+    listed: frozenset[str] = frozenset()
+    """Ids this poll found in the scope's ``newest`` order (documented-only strategy)."""
+    delisted: frozenset[str] = frozenset()
+    """Ids this poll found gone from the scope's ``newest`` order (removed, out of scope)."""
     detected_at: datetime | None = None
     """The local time of the poll, which events carry (users read "detected at" on their
     own clock); ``at`` (the API's) stays for comparisons with item timestamps."""

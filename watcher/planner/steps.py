@@ -64,10 +64,18 @@ class Resume:
     page: int | None = None
     offset: int | None = None
     mark: datetime | None = None
+    order: int | None = None
+    """The documented-only strategy: the next row of the scope's ``newest`` order to read
+    while its baseline is read (over several polls), or ``REDO`` for a refresh whose
+    reconcile was cut by ``max_credits_per_poll`` (the next poll does it again)."""
 
     @property
     def pending(self) -> bool:
-        return self.page is not None or self.offset is not None
+        return self.page is not None or self.offset is not None or self.order is not None
+
+
+REDO = -1
+"""``Resume.order`` of a refresh to reconcile again."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,6 +71,10 @@ def sqlite_item_rows(watch: str, seen: Iterable[Seen]) -> list[tuple[object, ...
             text(s.follow_until),
             text(s.started_at),
             s.milestone,
+            text(s.published_at),
+            s.handle,
+            s.listed,
+            s.outside,
         )
         for s in seen
     ]

@@ -54,7 +54,10 @@ class WatchRow(SQLModel, table=True):
     resume_page: int | None = None
     resume_offset: int | None = None
     resume_mark: datetime | None = _ts()  # type: ignore[assignment]
+    resume_order: int | None = None
     exact: bool = True
+    moves: bool | None = None
+    max_lag_s: int | None = None
     last_poll_at: datetime | None = _ts()  # type: ignore[assignment]
     last_outcome: str | None = None
     last_error: str | None = None
@@ -82,6 +85,10 @@ class ItemRow(SQLModel, table=True):
     follow_until: datetime | None = _ts()  # type: ignore[assignment]
     started_at: datetime | None = _ts()  # type: ignore[assignment]
     milestone: int = 0
+    published_at: datetime | None = _ts()  # type: ignore[assignment]
+    handle: str | None = None
+    listed: bool = False
+    outside: bool = False
 
 
 class PollRow(SQLModel, table=True):

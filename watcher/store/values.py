@@ -114,6 +114,8 @@ class WatchInfo:
     removed_at: datetime | None
     exact: bool = True
     """Whether the API's ``updatedAt`` has only moved on library changes for this watch."""
+    moves: bool | None = None
+    """Learned per scope: whether ``updatedAt`` moves on metric updates (None: unknown)."""
 
 
 def event_from_row(row: EventRow) -> Event:
@@ -144,6 +146,10 @@ def seen_from_row(row: ItemRow) -> Seen:
         follow_until=row.follow_until,
         started_at=row.started_at,
         milestone=row.milestone,
+        published_at=row.published_at,
+        handle=row.handle,
+        listed=row.listed,
+        outside=row.outside,
     )
 
 
@@ -164,4 +170,8 @@ def seen_values(watch: str, seen: Seen) -> dict[str, object]:
         "follow_until": seen.follow_until,
         "started_at": seen.started_at,
         "milestone": seen.milestone,
+        "published_at": seen.published_at,
+        "handle": seen.handle,
+        "listed": seen.listed,
+        "outside": seen.outside,
     }

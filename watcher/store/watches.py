@@ -9,7 +9,7 @@ watch is forgotten or has left the config for good.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
@@ -46,6 +46,8 @@ class WatchMemory:
                 exact=row.exact,
                 has_baseline=row.has_baseline,
                 items={r.item_id: seen_from_row(r) for r in items},
+                moves=row.moves,
+                max_lag=timedelta(seconds=row.max_lag_s) if row.max_lag_s is not None else None,
             )
 
     def progress(self, watch: str) -> tuple[bool, str | None, Resume]:
@@ -55,7 +57,7 @@ class WatchMemory:
             row = s.get(WatchRow, watch)
             if row is None:
                 return False, None, Resume()
-            resume = Resume(row.resume_page, row.resume_offset, row.resume_mark)
+            resume = Resume(row.resume_page, row.resume_offset, row.resume_mark, row.resume_order)
             return row.has_baseline, row.refresh, resume
 
     def resume(self, watch: str) -> Resume:
@@ -82,6 +84,7 @@ class WatchMemory:
                     has_baseline=r.has_baseline,
                     removed_at=r.removed_at,
                     exact=r.exact,
+                    moves=r.moves,
                 )
                 for r in rows
             ]
@@ -127,6 +130,10 @@ class WatchMemory:
             row.resume_page = record.resume.page
             row.resume_offset = record.resume.offset
             row.resume_mark = record.resume.mark
+            row.resume_order = record.resume.order
+            row.moves = state.moves
+            lag = state.max_lag
+            row.max_lag_s = int(lag.total_seconds()) if lag is not None else None
         s.add(row)
         s.flush()
 
