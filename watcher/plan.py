@@ -14,19 +14,68 @@ So a watch's poll is planned in three gates and three reads:
    nothing new in scope costs 0. If ``max_credits_per_poll`` cuts the feed, the next poll
    resumes at the next page with the same watermark (ascending order keeps earlier pages
    stable).
-   *Fallback* when the API rejects ``updatedAfter`` ([chosen] in the contract): the scope
-   sorted by ``updatedAt`` descending, probing 1 row first (so a quiet refresh costs 1
-   credit) and then pages that double in size (offsets 1, 2-3, 4-7, ... then 32 a page),
-   stopping at the first row at or below the watermark. At most about twice the changed
-   rows are read; if the real API also moves ``updatedAt`` on metric updates it reads
-   more, but misses nothing. A scan cut by the cap goes on at the next poll.
+   *Without* ``updatedAfter`` ([chosen] in the contract; the documented API refuses it)
+   the watch picks, per scope, the cheapest exact strategy it has learned (shown by
+   ``watcher status`` and ``watcher check``):
+
+   - **updatedAt scan**, where ``updatedAt`` proved exact for the scope (a known row came
+     back from a later refresh with ``updatedAt`` unchanged, and none ever moved for no
+     change): ``updatedAt`` descending, probing 1 row first, then pages that double in
+     size (offsets 1, 2-3, 4-7, ... then 32 a page), down to the watermark. A quiet
+     refresh costs 1 credit; at most about twice the changed rows are read.
+   - **stored newest order** (``watcher.planner.newest``), until then, and for good
+     where ``updatedAt`` moves on metric updates (the documented API: every row moves at
+     every refresh, so no sort returns "what changed"). The scope is read ONCE in whole,
+     in ``newest`` order (``publishedAt`` desc, ties by id), over several polls if
+     ``max_credits_per_poll`` requires; each row's ``publishedAt`` and the list it forms
+     are kept in the watch's memory. Then, at every refresh, three lists are
+     reconciled with it, each after a free count (a page past the end returns the true
+     total for 0 credits; 3 count requests a watch a refresh):
+
+     a. the scope, every status: it changes only by insertions (new and late-indexed
+        items, items coming back) and deletions (removed items). ``newest`` never
+        reorders, so the shift of a known row read at a position (``limit=1``, 1
+        credit) is insertions minus deletions above it: segments whose length moved
+        are bisected, short ones read whole (``watcher.planner.order``), about
+        ``log2(scope)`` credits a change. The first probe goes right below the band
+        where new items can land (rows published within the largest
+        ``indexedAt - publishedAt`` seen in scope, 6 days before any is seen, plus 12
+        hours), so a new item and a removal below the band never cancel unseen.
+     b. its active ads (``status=active&type=ad``): a stop leaves this list, a resume
+        joins it, both at a position fixed by ``publishedAt``. Since a stop and a resume
+        in one refresh cancel in the count, three identity probes (its quarter points)
+        are made even when the count did not move; a pair is then found from the shift
+        of the rows between them.
+     c. its pinned items, ``pinned: yes`` in a ``POST /query`` body (the documented
+        place of ``pinned``): read whole whenever the count or the memory has any (a
+        profile pins at most three, and a new pin that evicts an old one leaves the
+        count unchanged). A shop's route has no ``pinned`` and no body: its profiles'
+        handles (learned from its rows) are searched (``searchArea: profile``) and rows
+        of other shops dropped; near-miss handles are read and dropped too.
+
+     A stored row a list no longer holds is looked up by id (1 credit): stopped,
+     unpinned, or removed (404). A probe that contradicts the stored order (a known row
+     outside its segment, a row whose ``publishedAt`` it shares with others when ties
+     may come back in any order) makes the segment read whole: a scan of the affected
+     range, never a guess. The result window (``page x limit`` <= 10,000) is respected:
+     rows past it are neither read nor judged. A refresh whose reconcile is cut by the
+     cap keeps every row it read (so the stored order moves on) and is done again at
+     the next poll.
+
+     What counts and shifts cannot tell: an insertion and a deletion (or a stop and a
+     resume) inside one segment between two probes, e.g. side by side. For the scope
+     that needs a removal (rare) next to a new item in the band; for active ads, a stop
+     and a resume both within one quarter of the list. Catching every such pair needs
+     every row of the list read (a full reread of the ads, the cost this strategy
+     avoids): measured recall is in the README.
 3. **Follow-ups**: new items below a metric filter (``min_views``) are re-read one by one
    (1 credit each) until they cross it or ``filter_window`` ends; and for ``rank_jump``
    the tracked set (the ``track`` most-viewed active items, ``sortBy=views``) once per
    refresh, ``track`` credits.
 
 The baseline (first run) reads one row (the scope's latest ``updatedAt`` becomes the
-watermark), plus the tracked set for ``rank_jump``; ``summary`` adds free counts (a page
+watermark; without ``updatedAfter``, the whole scope in ``newest`` order, see above),
+plus the tracked set for ``rank_jump``; ``summary`` adds free counts (a page
 past the end returns the total for 0 credits); ``notify_all`` reads the scope newest
 change first, up to ``max_credits_per_poll``.
 
@@ -37,6 +86,7 @@ later changes seen.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -124,6 +174,42 @@ def feed_scope(watch: Watch) -> Scope:
     return Scope(replace(_raw_body(watch), status=None, min_views=None))
 
 
+def order_scope(watch: Watch) -> Scope:
+    """The scope read in ``newest`` order (the documented-only strategy's stored order)."""
+    scope = feed_scope(watch)
+    return Scope(scope.with_(sort_by="newest", order="desc"), scope.shop_id)
+
+
+def active_scope(watch: Watch) -> Scope | None:
+    """The scope's active ads in ``newest`` order (stops and resumes move rows in and out
+    of it), or None for a scope of organic videos only."""
+    if _type(watch.type) == "organic":
+        return None
+    scope = order_scope(watch)
+    return Scope(scope.with_(status="active", type="ad"), scope.shop_id)
+
+
+def pinned_scope(watch: Watch, handles: Iterable[str] = ()) -> Scope | None:
+    """The scope's pinned items through ``POST /query`` (the documented place of
+    ``pinned``), newest first. A shop's route has no ``pinned``: its profiles' handles are
+    searched instead (``searchArea: profile``), and the caller drops rows of other shops.
+    None when there is nothing to search (a shop with no known profile)."""
+    target = watch.target
+    kind = _type(watch.type)
+    typed = {"type": kind} if kind else {}
+    base = {"pinned": "yes", "sortBy": "newest", "order": "desc", **typed}
+    if target.kind == "shop":
+        names = sorted({h.lstrip("@") for h in handles if h})
+        if not names:
+            return None
+        return Scope(QueryBody.from_json({"search": names, "searchArea": "profile", **base}))
+    if target.kind in {"hashtag", "handle"}:
+        area = "hashtag" if target.kind == "hashtag" else "profile"
+        return Scope(QueryBody.from_json({"search": [target.value], "searchArea": area, **base}))
+    scope = feed_scope(watch)
+    return Scope(scope.with_(pinned="yes", sort_by="newest", order="desc"))
+
+
 def tracked_scope(watch: Watch) -> Scope:
     """The rank tracked set: the ``track`` most-viewed active items of the watch's scope
     (a raw query keeps its own metric filters, which define its universe)."""
@@ -203,22 +289,29 @@ def aligned_page(offset: int, budget: int = FALLBACK_PAGE) -> tuple[int, int]:
     return offset // limit + 1, limit
 
 
-def strategy(watch: Watch, updated_after: bool | None, exact: bool = True) -> str:
+def strategy(
+    watch: Watch, updated_after: bool | None, exact: bool = True, moves: bool | None = None
+) -> str:
     """How the watch reads its changes, in words, from what was learned of the API
-    (``updated_after``: accepted, refused, or not yet known; ``exact``: whether
-    ``updatedAt`` has only moved on library changes for this watch)."""
+    (``updated_after``: accepted, refused, or not yet known) and of its scope (``moves``:
+    whether ``updatedAt`` moves on metric updates, None if not yet learned; ``exact``
+    False also says it moves)."""
     if not watch.enabled:
         return "disabled"
+    if moves is None and not exact:
+        moves = True
     parts: list[str] = []
     if needs_feed(watch):
         if updated_after is None:
-            parts.append("change feed (updatedAfter) if accepted, else updatedAt scan")
+            parts.append("change feed (updatedAfter) if accepted, else stored newest order")
         elif updated_after:
             parts.append("change feed (updatedAfter)")
-        elif exact:
-            parts.append("updatedAt scan down to the watermark")
+        elif moves is False:
+            parts.append("updatedAt scan down to the watermark (updatedAt exact here)")
+        elif moves:
+            parts.append("stored newest order: free counts + probes (updatedAt moves on metrics)")
         else:
-            parts.append("updatedAt scan; updatedAt moves on metrics: rereads the scope")
+            parts.append("stored newest order: free counts + probes (updatedAt not learned yet)")
     if needs_tracked(watch):
         parts.append(f"tracked set ({min(watch.rank_jump.track, MAX_LIMIT)} rows)")
     return " + ".join(parts) or "no reads"

@@ -23,7 +23,9 @@ from watcher.config import Watch
 from watcher.detect import FirstRun, Observation, WatchState, baseline, detect
 from watcher.errors import ApiError, NotFound, ValidationFailed
 from watcher.models import Item
+from watcher.planner.newest import Capped, NewestOrder
 from watcher.planner.steps import (
+    REDO,
     Count,
     Done,
     Fetch,
@@ -110,7 +112,10 @@ class Planner:
             # A refresh landed mid-feed: rows already read may have moved (to the end of
             # the ascending feed, to the top of the descending scan) and changed again.
             # Start over from the same watermark: some rows are read twice, none missed.
-            resume = Resume()
+            # A baseline read of the stored order goes on: the next refresh's reconcile
+            # repairs what moved meanwhile.
+            keep = resume.order is not None and resume.order >= 0
+            resume = Resume(order=resume.order) if keep else Resume()
         self.resume = resume
         self._steps = self._baseline() if not state.has_baseline else self._incremental()
         self._next: Request | Done = self._advance(None)
@@ -208,9 +213,17 @@ class Planner:
         rows: list[Item] = []
         after = Resume()
         baseline_at: datetime | None = None
+        listed: frozenset[str] = frozenset()
         if not exact and plan.needs_feed(watch):
-            watermark, after = yield from self._fallback_feed(Resume(), rows)
-            baseline_at = after.mark
+            # Without updatedAfter, the scope is read once in newest order (the stored
+            # order of the documented-only strategy), over several polls if capped.
+            reads = self._order()
+            goes_on = yield from reads.read_all(0)
+            rows.extend(reads.out.rows.values())
+            listed = frozenset(reads.out.listed)
+            watermark = max((s for s in map(self._stamp, rows) if s), default=None)
+            baseline_at = watermark or self.fresh.at
+            after = Resume(order=goes_on) if goes_on is not None else Resume()
         elif plan.needs_feed(watch):
             read_all = mode == FirstRun.NOTIFY_ALL
             limit = plan.feed_limit(watch) if read_all else 1
@@ -229,7 +242,9 @@ class Planner:
             watermark = None
         tracked = (yield from self._tracked()) if plan.needs_tracked(watch) else None
         summary = (yield from self._summary(scope)) if mode == FirstRun.SUMMARY else None
-        obs = self._observation(changed=rows, tracked=tracked, watermark=watermark, exact=exact)
+        obs = self._observation(
+            changed=rows, tracked=tracked, watermark=watermark, exact=exact, listed=listed
+        )
         rules = plan.rules_for(watch)
         found = baseline(rules, self.state, obs, mode, summary=summary, baseline_at=baseline_at)
         return Done(Outcome.CAPPED if after.pending else Outcome.BASELINE, found, after)
@@ -252,6 +267,8 @@ class Planner:
         watermark = state.watermark
         after = Resume()
         exact = False
+        listed: frozenset[str] = frozenset()
+        delisted: frozenset[str] = frozenset()
         if plan.needs_feed(watch):
             scope = plan.feed_scope(watch)
             exact = yield from self._supports_updated_after(scope)
@@ -264,7 +281,14 @@ class Planner:
                     self.updated_after = False
                     exact = False
             if not exact:
-                watermark, after = yield from self._fallback_feed(self.resume, changed)
+                order = yield from self._documented(changed)
+                if order is None:
+                    watermark, after = yield from self._fallback_feed(self.resume, changed)
+                    exact = True  # a scan reads a change feed (state.moves is False)
+                else:
+                    after, listed, delisted = order
+                    stamps = [s for s in map(self._stamp, changed) if s is not None]
+                    watermark = max([*stamps, *([watermark] if watermark else [])], default=None)
         tracked: list[Item] | None = None
         rechecked: list[Item] = []
         gone: list[str] = []
@@ -279,9 +303,50 @@ class Planner:
             tracked=tracked,
             watermark=watermark,
             exact=exact,
+            listed=listed,
+            delisted=delisted,
         )
         found = detect(plan.rules_for(watch), state, obs)
         return Done(Outcome.CAPPED if after.pending else Outcome.OK, found, after)
+
+    # --- the documented-only strategy: the stored newest order -----------------------------
+
+    def _order(self) -> NewestOrder:
+        def spend(credits: int) -> None:
+            self.credits += credits
+
+        def budget() -> int:
+            return self.watch.max_credits_per_poll - self.credits
+
+        return NewestOrder(self.watch, self.state, spend, budget, self.fresh.at)
+
+    def _documented(
+        self, changed: list[Item]
+    ) -> Generator[Request, Answer, tuple[Resume, frozenset[str], frozenset[str]] | None]:
+        """Without ``updatedAfter``: the ``updatedAt`` scan where ``updatedAt`` proved
+        exact for this scope (returns None), else the stored order: its baseline read
+        going on, or a refresh reconciled against it. Returns what to resume, the ids
+        found in the order and those found gone from it."""
+        state = self.state
+        resume = self.resume
+        reads = self._order()
+        if resume.order is not None and resume.order >= 0:
+            goes_on = yield from reads.read_all(resume.order)
+            after = Resume(order=goes_on) if goes_on is not None else Resume()
+        elif state.moves is False and state.watermark is not None:
+            return None
+        elif not any(s.listed for s in state.items.values()):
+            goes_on = yield from reads.read_all(0)
+            after = Resume(order=goes_on) if goes_on is not None else Resume()
+        else:
+            try:
+                yield from reads.refresh()
+            except Capped:
+                changed.extend(reads.out.rows.values())
+                return Resume(order=REDO), frozenset(reads.out.listed), frozenset()
+            after = Resume()
+        changed.extend(reads.out.rows.values())
+        return after, frozenset(reads.out.listed), frozenset(reads.out.delisted)
 
     def _feed(
         self, changed: list[Item]

@@ -1,0 +1,192 @@
+"""PURE: reconcile a list's stored ``newest`` order with the list as the API holds it now.
+
+The documented-only strategy (see ``watcher.plan``) keeps, per watch, the scope's rows in
+``newest`` order (``publishedAt`` descending, ties by id). Between two refreshes such a
+list changes only by insertions and deletions, so against the stored order a row read at
+position ``p`` tells how many rows were inserted minus deleted above it. ``reconcile``
+splits the list into segments whose two ends are anchored (a known row at a known
+position, or an end of the list): a segment whose new length equals its stored length is
+taken as unchanged; a longer or shorter one is split at a probe (``page=p&limit=1``, 1
+credit) in its middle, and read whole once it is short. So ``k`` changes in a list of
+``n`` rows cost about ``k * log2(n / k)`` probes plus the short segments read.
+
+A probe that contradicts the stored order (a known row outside its segment: a tie order
+that differs between reads, a row where it can't be) makes the whole segment read, never
+a guess. What a length can't tell (an insertion and a deletion inside one segment) is
+the caller's to rule out with other lists (see ``watcher.plan``).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TypeAlias
+
+from watcher.models import Item
+from watcher.planner.steps import Request
+
+MAX_LIMIT = 50
+WINDOW = 10_000
+"""The result window: ``page * limit`` may not exceed it (Elasticsearch's default)."""
+SHORT = 6
+"""A segment this short (new length) is read whole rather than probed."""
+
+
+def id_number(item_id: str) -> int:
+    """The digits of ``tiktok_<digits>`` (ties in ``newest`` break by id, descending)."""
+    digits = item_id.rpartition("_")[2]
+    return int(digits) if digits.isdigit() else 0
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Row:
+    """A row of a stored order; rows sort newest first (``key`` ascending)."""
+
+    key: tuple[float, int]
+    id: str = field(compare=False)
+
+    @classmethod
+    def of(cls, item_id: str, published_at: datetime) -> Row:
+        return cls((-published_at.timestamp(), -id_number(item_id)), item_id)
+
+
+def in_order(rows: Sequence[Row]) -> list[Row]:
+    """Rows in the stored ``newest`` order, one per id."""
+    return sorted({r.id: r for r in rows}.values())
+
+
+@dataclass
+class Found:
+    """What a reconcile learned: rows read (current state), rows inserted (not in the
+    stored order), stored ids found gone, and what it spent."""
+
+    read: dict[str, Item] = field(default_factory=dict)
+    inserted: list[Item] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    probes: int = 0
+    contradictions: int = 0
+
+
+Reader: TypeAlias = Callable[[int, int], Generator[Request, object, Sequence[Item]]]
+"""``read(page, limit)``: the rows of one page (the caller pays and counts them)."""
+
+
+def _tied(stored: Sequence[Row], lo: int, hi: int, item: Item) -> bool:
+    """Whether ``item`` shares its ``publishedAt`` with a stored row of the segment other
+    than itself (their order is only the id's, which an API may not keep)."""
+    if item.published_at is None:
+        return True
+    stamp = -item.published_at.timestamp()
+    first = bisect.bisect_left(stored, (stamp,), lo, hi, key=lambda r: r.key[:1])
+    return any(r.id != item.id for r in stored[first : first + 2] if r.key[0] == stamp)
+
+
+def covering(lo: int, hi: int) -> list[tuple[int, int]]:
+    """The (page, limit) requests that read rows ``lo`` to ``hi - 1`` (0-based) with
+    fewest rows: one page when some limit up to 50 covers the range, else pages of 50."""
+    size = hi - lo
+    for limit in range(size, MAX_LIMIT + 1):
+        if lo // limit == (hi - 1) // limit:
+            return [(lo // limit + 1, limit)]
+    return [(page + 1, MAX_LIMIT) for page in range(lo // MAX_LIMIT, (hi - 1) // MAX_LIMIT + 1)]
+
+
+def reconcile(  # noqa: PLR0915  # one bisection loop, read top to bottom
+    stored: Sequence[Row], total: int, read: Reader, *, verify: int = 0, first: int | None = None
+) -> Generator[Request, object, Found]:
+    """Find how the list now holding ``total`` rows differs from ``stored``.
+
+    ``verify`` levels of segments are probed even when their length did not change (an
+    identity check of their middle row), to catch an insertion and a deletion cancelling
+    inside a long segment. ``first`` is where the first probe goes (the row below the
+    band where new items can land): an insertion there and a deletion below it cancel in
+    the count, never in the shift of the rows between them.
+    """
+    found = Found()
+    index = {row.id: n for n, row in enumerate(stored)}
+    seen: set[str] = set()
+    doubtful: list[tuple[int, int]] = []
+    stack = [(0, len(stored), 0, total, verify)]
+
+    def take(rows: Sequence[Item]) -> None:
+        for item in rows:
+            seen.add(item.id)
+            found.read[item.id] = item
+            if item.id not in index and all(i.id != item.id for i in found.inserted):
+                found.inserted.append(item)
+
+    def read_range(lo: int, hi: int) -> Generator[Request, object, list[Item]]:
+        rows: list[Item] = []
+        hi = min(hi, WINDOW)
+        if lo >= hi:
+            return rows
+        for page, limit in covering(lo, hi):
+            got = yield from read(page, limit)
+            rows.extend(got)
+        take(rows)
+        return rows
+
+    while stack:
+        s_lo, s_hi, n_lo, n_hi, depth = stack.pop()
+        s_len, n_len = s_hi - s_lo, n_hi - n_lo
+        if n_len <= 0:
+            doubtful.append((s_lo, s_hi))
+            continue
+        forced = first is not None and (s_lo, n_lo) == (0, 0) and s_hi == len(stored)
+        if s_len == n_len and (depth <= 0 or n_len < 3) and not forced:
+            continue
+        if n_lo + n_len // 2 >= WINDOW:
+            continue  # past the result window: nothing there can be read (see the plan)
+        if n_len <= SHORT:
+            yield from read_range(n_lo, n_hi)
+            doubtful.append((s_lo, s_hi))
+            continue
+        middle = n_lo + n_len // 2
+        if forced and first is not None and 0 < first < n_hi:
+            middle = first
+        elif n_lo == 0 and 0 < n_len - s_len < n_len - 1 and s_lo < len(stored):
+            # Rows were inserted: new items land at the top, so first try "all of them
+            # above the segment's first row" (exponential search from the top).
+            middle = n_lo + (n_len - s_len)
+        first = None
+        found.probes += 1
+        rows = yield from read_range(middle, middle + 1)
+        if not rows:  # the list is shorter than its count said: read the segment
+            yield from read_range(n_lo, n_hi)
+            doubtful.append((s_lo, s_hi))
+            continue
+        row = rows[0]
+        at = index.get(row.id)
+        if _tied(stored, s_lo, s_hi, row):
+            # Rows sharing its publishedAt may come back in any order: where it stands
+            # says nothing of the others. Read the segment (to the window) instead.
+            found.contradictions += 1
+            yield from read_range(n_lo, n_hi)
+            if n_hi <= WINDOW:
+                doubtful.append((s_lo, s_hi))
+            continue
+        if at is None:
+            split = s_lo
+            if row.published_at is not None:
+                key = Row.of(row.id, row.published_at)
+                split = bisect.bisect_left(stored, key, s_lo, s_hi)
+            stack.append((s_lo, split, n_lo, middle, depth - 1))
+            stack.append((split, s_hi, middle + 1, n_hi, depth - 1))
+        elif at == s_lo and middle - n_lo == n_len - s_len:
+            # The guess held: the rows above the segment's first row are all new.
+            yield from read_range(n_lo, middle)
+            stack.append((at + 1, s_hi, middle + 1, n_hi, depth - 1))
+        elif s_lo <= at < s_hi:
+            stack.append((s_lo, at, n_lo, middle, depth - 1))
+            stack.append((at + 1, s_hi, middle + 1, n_hi, depth - 1))
+        else:  # a known row outside its segment: the stored order is wrong here
+            found.contradictions += 1
+            yield from read_range(n_lo, n_hi)
+            if n_hi <= WINDOW:
+                doubtful.append((s_lo, s_hi))
+    for s_lo, s_hi in doubtful:
+        found.missing.extend(r.id for r in stored[s_lo:s_hi] if r.id not in seen)
+    found.missing = list(dict.fromkeys(found.missing))
+    return found
