@@ -63,7 +63,7 @@ def test_report_shows_every_watch_with_its_details() -> None:
         "marketing (+ rank_jump -> ops)",
         "paused  [DISABLED]",
         "~10/day, ~300/month  (fixed)",
-        "reading:   change feed (updatedAfter) if accepted, else updatedAt scan",
+        "reading:   change feed (updatedAfter) if accepted, else stored newest order",
         "reading:   disabled",
     ):
         assert expected in report, expected

@@ -155,17 +155,38 @@ def test_feed_kinds_exclude_rank() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "updated_after", "exact", "expected"),
+    ("name", "updated_after", "moves", "expected"),
     [
-        ("tag", None, True, "change feed (updatedAfter) if accepted, else updatedAt scan"),
-        ("tag", True, True, "change feed (updatedAfter)"),
-        ("tag", False, True, "updatedAt scan down to the watermark"),
-        ("tag", False, False, "updatedAt scan; updatedAt moves on metrics: rereads the scope"),
-        ("movers", True, True, "tracked set (25 rows)"),
+        ("tag", None, None, "change feed (updatedAfter) if accepted, else stored newest order"),
+        ("tag", True, None, "change feed (updatedAfter)"),
+        ("tag", False, False, "updatedAt scan down to the watermark (updatedAt exact here)"),
+        (
+            "tag",
+            False,
+            True,
+            "stored newest order: free counts + probes (updatedAt moves on metrics)",
+        ),
+        (
+            "tag",
+            False,
+            None,
+            "stored newest order: free counts + probes (updatedAt not learned yet)",
+        ),
+        ("movers", True, None, "tracked set (25 rows)"),
     ],
 )
 def test_strategy_says_how_a_watch_reads(
-    watches: dict[str, Watch], name: str, updated_after: bool | None, exact: bool, expected: str
+    watches: dict[str, Watch],
+    name: str,
+    updated_after: bool | None,
+    moves: bool | None,
+    expected: str,
 ) -> None:
-    """The reading strategy follows what was learned of the API, per watch."""
-    assert plan.strategy(watches[name], updated_after, exact) == expected
+    """The reading strategy follows what was learned of the API and of each scope."""
+    assert plan.strategy(watches[name], updated_after, moves=moves) == expected
+
+
+def test_an_inexact_updated_at_reads_the_stored_order(watches: dict[str, Watch]) -> None:
+    """exact=False (updatedAt seen moving on metrics) is the same as moves=True."""
+    text = plan.strategy(watches["tag"], False, exact=False)
+    assert text == "stored newest order: free counts + probes (updatedAt moves on metrics)"

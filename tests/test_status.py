@@ -364,7 +364,7 @@ def test_status_says_how_each_watch_reads_its_changes(config: Path, store: Store
     store.meta.set("api.updated_after", "0")
     code, out = _invoke(config, "status")
     assert code == 0, out
-    assert "reading: updatedAt scan down to the watermark" in out
+    assert "reading: stored newest order: free counts + probes (updatedAt not learned" in out
     store.meta.set("api.updated_after", "1")
     code, out = _invoke(config, "status", "--json")
     by_name = {w["name"]: w for w in json.loads(out)["watches"]}

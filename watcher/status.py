@@ -232,7 +232,12 @@ def build_status(settings: Settings, store: Store, now: datetime) -> StatusRepor
                 consecutive_failures=info.consecutive_failures if info else 0,
                 credits_today=store.ledger.spent(since=today, watch=watch.name),
                 credits_month=store.ledger.spent(since=month, watch=watch.name),
-                strategy=strategy(watch, updated_after, info.exact if info else True),
+                strategy=strategy(
+                    watch,
+                    updated_after,
+                    info.exact if info else True,
+                    info.moves if info else None,
+                ),
             )
         )
     configured = {w.name for w in settings.watches}

@@ -18,7 +18,9 @@ from watcher.cli.db import db
 from watcher.cli.silence import silence
 
 if TYPE_CHECKING:
-    from watcher.config import Settings
+    from collections.abc import Callable
+
+    from watcher.config import Settings, Watch
 
 
 @click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -93,6 +95,38 @@ def once(ctx: click.Context, watches: tuple[str, ...], dry_run: bool) -> None:
         sys.exit(1)
 
 
+def _learned_reading(settings: Settings) -> Callable[[Watch], str]:
+    """Each watch's reading strategy from what the state database learned (the API's
+    ``updatedAfter``, each scope's ``updatedAt``), read-only; without a database, what
+    the plan would try first. ``check`` never creates or migrates a database."""
+    from watcher.errors import WatcherError
+    from watcher.plan import UPDATED_AFTER_KEY, strategy
+    from watcher.store import Store
+
+    url = settings.state.database
+    path = url.removeprefix("sqlite:///").split("?", 1)[0]
+    if not url.startswith("sqlite:///") or not Path(path).is_file():
+        return lambda watch: strategy(watch, None)
+    try:
+        store = Store(url, read_only=True)
+        try:
+            known = {info.name: info for info in store.memory.watches()}
+            learned = store.meta.get(UPDATED_AFTER_KEY)
+        finally:
+            store.close()
+    except WatcherError:
+        return lambda watch: strategy(watch, None)
+    updated_after = None if learned is None else learned == "1"
+
+    def reading(watch: Watch) -> str:
+        info = known.get(watch.name)
+        if info is None:
+            return strategy(watch, updated_after)
+        return strategy(watch, updated_after, info.exact, info.moves)
+
+    return reading
+
+
 @cli.command()
 @click.pass_context
 def check(ctx: click.Context) -> None:
@@ -114,7 +148,11 @@ def check(ctx: click.Context) -> None:
         for line in template_problems:
             click.echo(f"template: {line}", err=True)
         sys.exit(1)
-    click.echo(format_check_report(settings, lambda watch: planned_estimate(watch, settings)))
+    click.echo(
+        format_check_report(
+            settings, lambda watch: planned_estimate(watch, settings), _learned_reading(settings)
+        )
+    )
     for line in _delivery_lines(settings):
         click.echo(line)
 
