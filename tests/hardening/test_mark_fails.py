@@ -18,6 +18,7 @@ from tests.hardening.test_config_hostile import until
 from tests.receivers import HttpReceiver
 from tests.test_outbox import item_event, make_settings, record_poll, text_of
 from watcher.config import Settings
+from watcher.errors import StoreError
 from watcher.outbox import Outbox
 from watcher.sent_journal import SLOT, SentJournal, Unrecorded
 from watcher.store import Store
@@ -190,3 +191,39 @@ def test_the_journal_survives_a_torn_write_and_stays_out_of_the_way(tmp_path: Pa
     assert postgres.path is None
     assert postgres.open() == Unrecorded()
     assert not postgres.save(first)
+
+
+async def test_a_digest_part_whose_note_failed_is_not_sent_again_after_a_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Part 1 of a long digest goes out and its note fails: a restarted worker resumes at
+    part 2 from the journal; ops hear of it once."""
+    with HttpReceiver.json() as rx, HttpReceiver.json() as ops:
+        settings = make_settings(
+            tmp_path,
+            {"marketing": [rx.url], "ops": [ops.url]},
+            extra="delivery: {digest_threshold: 50}",
+        )
+        events = [item_event("acme", n, caption=f"caption {n} " + "word " * 95) for n in range(30)]
+        store = Store(f"sqlite:///{tmp_path / 'state.db'}")
+        try:
+            record_poll(store, settings, "acme", events)
+            outbox = Outbox(settings, store)
+            parts = outbox.messages_for(rx.url, events)
+            assert len(parts) >= 3
+
+            def full(*_args: object) -> None:
+                raise StoreError("state database write failed: the disk is full")
+
+            with monkeypatch.context() as patch:
+                patch.setattr(store.outbox, "part_sent", full)
+                with pytest.raises(StoreError):
+                    await outbox.flush()
+            assert len(rx.requests) == 1
+            assert len(unrecorded_alerts(ops)) == 1
+            report = await Outbox(settings, store).flush()  # a new worker: memory gone
+            assert report.sent == 30
+            assert [text_of(r) for r in rx.requests] == [f"{p.title}\n{p.body}" for p in parts]
+            assert len(unrecorded_alerts(ops)) == 1
+        finally:
+            store.close()
