@@ -781,3 +781,32 @@ def test_a_postgresql_database_without_the_schema_says_so(empty_db_url: str) -> 
             reader.meta.get("k")
     finally:
         reader.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("engine", ["postgresql"])
+def test_times_are_the_same_instants_whatever_the_sessions_time_zone(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """timestamptz gets aware UTC values: a session in Tokyo stores and reads the same
+    instants as one in UTC (a naive value would be read in the session's zone)."""
+    monkeypatch.setenv("PGTZ", "Asia/Tokyo")  # libpq sets the session's TimeZone from it
+    tokyo = Store(url)
+    try:
+        with tokyo.engine.connect() as connection:
+            assert connection.execute(text("SHOW TimeZone")).scalar_one() == "Asia/Tokyo"
+        tokyo.apply_poll(poll(detection([seen("a")], [event(EventKind.NEW_AD, "a")])), ROUTES)
+        assert tokyo.memory.load("acme").watermark == day(1)
+    finally:
+        tokyo.close()
+    monkeypatch.setenv("PGTZ", "UTC")
+    utc = Store(url)
+    try:
+        [view] = utc.outbox.events()
+        assert view.event.detected_at == day(1)
+        assert utc.memory.load("acme").items["a"].first_seen == day(1)
+        with utc.engine.connect() as connection:
+            raw = connection.execute(text("SELECT detected_at::text FROM event")).scalar_one()
+        assert raw == "2026-04-02 00:00:00+00"
+    finally:
+        utc.close()
