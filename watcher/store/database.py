@@ -30,7 +30,7 @@ from watcher.store.failures import in_words
 from watcher.store.readonly import read_only_engine
 from watcher.store.urls import engine_url, is_postgres
 
-SCHEMA_HEAD = "0005_stored_order"
+SCHEMA_HEAD = "0006_leases"
 """The latest migration's revision; ``tests/test_store.py`` checks it against alembic."""
 
 MIGRATION_LOCK = 0x77617463686D6967  # "watchmig": the advisory lock key of migrations

@@ -11,10 +11,11 @@ re-run poll records nothing twice; retention prunes every aggregate at once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, and_, delete, or_
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from watcher.models import Event
 from watcher.planner.steps import Outcome
@@ -40,6 +41,9 @@ class Store:
         self.episodes = Episodes(self.db)
         self.ledger = Ledger(self.db)
         self.meta = Meta(self.db)
+        self.fence: Callable[[Session, str], None] | None = None
+        """Run first in each poll's transaction (``watcher.store.leases.Leases.fence``): it
+        raises, and the poll is not stored, when another replica holds the watch now."""
 
     def __repr__(self) -> str:
         return f"Store({self.db!r})"
@@ -61,6 +65,8 @@ class Store:
     def apply_poll(self, record: PollRecord, routes: Routes) -> Applied:
         """Store one poll atomically: memory, events, their outbox rows, poll, credits."""
         with self.db.write() as s:
+            if self.fence is not None:
+                self.fence(s, record.watch)
             self.memory.save(s, record)
             detection = record.detection
             poll = PollRow(

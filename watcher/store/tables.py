@@ -220,3 +220,16 @@ class DigestMarkRow(SQLModel, table=True):
     notifier: str = Field(primary_key=True)
     schedule: str
     last_at: datetime = _ts(nullable=False)  # type: ignore[assignment]
+
+
+class LeaseRow(SQLModel, table=True):
+    """A lease shared by replicas: ``watch:NAME`` (who polls it), ``outbox`` (who
+    delivers) or ``replica:ID`` (a replica's heartbeat). Lost at ``expires_at`` unless
+    its holder renews it; times come from the database's clock on PostgreSQL."""
+
+    __tablename__ = "lease"
+
+    name: str = Field(primary_key=True)
+    holder: str = Field(index=True)
+    acquired_at: datetime = _ts(nullable=False)  # type: ignore[assignment]
+    expires_at: datetime = _ts(nullable=False)  # type: ignore[assignment]
