@@ -6,6 +6,11 @@ same second), one shared API client, the outbox worker in the same loop, hot rel
 ``watches.yaml`` as a diff of watches (``reload.py``: file watching and SIGHUP), and a
 bounded graceful stop on SIGTERM/SIGINT with a one-line summary. With ``health.port`` set
 (or ``$WATCHER_HEALTH_PORT``), ``/healthz`` and ``/metrics`` are served in the same loop.
+
+Several replicas may share one PostgreSQL database (``watcher.replicas``): each schedules
+every watch, but polls only the watches it holds the lease of, and delivers only while it
+holds the outbox lease; a step every ``state.lease / 3`` renews, rebalances and takes
+over what a dead replica left. On SQLite the one daemon of a file holds everything.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from watcher.outbox import FlushReport, Outbox
 from watcher.planner import Outcome
 from watcher.poller import PollOutcome
 from watcher.reload import REJECTED_VERSION, Reloader
+from watcher.replicas import Replica
 from watcher.runner import Runner, utcnow
 from watcher.schedule import freshness_ttl, poll_timeout
 from watcher.store import AsyncStore
@@ -82,6 +88,7 @@ class Daemon:
         self.stop = asyncio.Event()
         self.totals = Totals()
         self.in_flight: set[asyncio.Task[Any]] = set()
+        self.polling: set[str] = set()
         self.last_tick: datetime | None = None
         self.lag_seconds: list[float] = []
         self.health = Health(clock=self.clock)
@@ -119,10 +126,19 @@ class Daemon:
         self.db_lock = dblock.acquire(settings.state.database, purpose="`watcher run`")
         self.store = app.open_store(settings)
         self.async_store = store = AsyncStore(self.store)
+        self.replica = Replica(store, settings.state.lease, settings.state.replica_id)
+        self.store.fence = self.replica.leases.fence  # stored only by the watch's holder
+        self.replica.start(self._wanted())  # before any job fires; a store failure stops here
         self.runner = Runner(
             settings, store, client, clock=self.clock, freshness_ttl=freshness_ttl(settings)
         )
-        self.outbox = Outbox(settings, store, app.renderer_for(settings), clock=self.clock)
+        self.outbox = Outbox(
+            settings,
+            store,
+            app.renderer_for(settings),
+            clock=self.clock,
+            may_send=self.replica.delivers,
+        )
         self.scheduler = AsyncIOScheduler(timezone=settings.timezone)
         self.scheduler.add_listener(self._on_submitted, EVENT_JOB_SUBMITTED)
 
@@ -136,17 +152,21 @@ class Daemon:
             self.scheduler.start()
             self.health.scheduler_running = True
             await self._schedule_all(settings)
+            self._report_replica()
             await store.memory.mark_removed([w.name for w in settings.watches], self.clock())
             await store.meta.set(REJECTED_VERSION, "")
             tasks = [
                 asyncio.create_task(self.outbox.run(self.stop), name="outbox"),
                 asyncio.create_task(self.reloader.watch_config(), name="config-watch"),
                 asyncio.create_task(self._ticker(), name="ticker"),
+                asyncio.create_task(self._sharing(), name="leases"),
             ]
             logger.info(
-                "watcher running: %d watches, database %s",
+                "watcher running: %d watches, database %s, replica %s holding %d",
                 len(self.scheduler.get_jobs()),
                 store,
+                self.replica.id,
+                len(self.replica.watches),
             )
             await self.stop.wait()
         finally:
@@ -201,6 +221,7 @@ class Daemon:
         await asyncio.gather(*rest, return_exceptions=True)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.outbox.flush(), FLUSH_GRACE_SECONDS)
+        await self.replica.leave()  # the other replicas take over at their next step
         t = self.totals
         uptime = self.clock() - started
         queued = await self.async_store.outbox.depth()
@@ -243,6 +264,8 @@ class Daemon:
         )
 
     def _on_submitted(self, event: JobSubmissionEvent) -> None:
+        if not self.replica.holds(event.job_id):
+            return  # another replica's watch: this job only looks and returns
         now = self.clock()
         for planned in event.scheduled_run_times:
             lag = max((now - planned).total_seconds(), 0.0)
@@ -255,11 +278,12 @@ class Daemon:
         if settings is None or self.stop.is_set():
             return
         watch = next((w for w in settings.watches if w.name == name), None)
-        if watch is None or not watch.enabled:
+        if watch is None or not watch.enabled or not self.replica.holds(name):
             return
         task = asyncio.current_task()
         if task is not None:
             self.in_flight.add(task)
+        self.polling.add(name)
         try:
             outcome = await self._poll(watch)
         except asyncio.CancelledError:
@@ -268,6 +292,7 @@ class Daemon:
             logger.info("poll watch=%s cancelled at stop", watch.name)
             return  # stopping: the poll stored all of its results or none; no traceback
         finally:
+            self.polling.discard(name)
             if task is not None:
                 self.in_flight.discard(task)
         self.totals.add(outcome)
@@ -345,13 +370,60 @@ class Daemon:
             try:
                 if self.runner.pause is not None:
                     await self.runner.resume_if_possible()
-                if last_prune is None or now - last_prune >= PRUNE_EVERY:
+                due = last_prune is None or now - last_prune >= PRUNE_EVERY
+                if due and self.replica.delivers():  # one replica prunes
                     last_prune = now
                     await self._prune(now)
             except WatcherError as exc:  # the tick (and so /healthz) must outlive a bad pass
                 logger.error("maintenance failed: %s", exc)  # noqa: TRY400
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), TICK_SECONDS)
+
+    # --- sharing the work with other replicas -------------------------------------------
+
+    def _wanted(self) -> list[str]:
+        settings = self.settings
+        return [w.name for w in settings.watches if w.enabled] if settings else []
+
+    async def _sharing(self) -> None:
+        """Renew and rebalance the leases every ``lease / 3`` until stopped."""
+        while not self.stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), self.replica.interval)
+            if self.stop.is_set():
+                return
+            await self._rebalance()
+
+    async def _rebalance(self) -> None:
+        """One step of the replica; watches newly taken are scheduled from their last
+        poll (by whichever replica): at once if overdue, else at their turn."""
+        replica = self.replica
+        got = await replica.step(self._wanted(), busy=self.polling)
+        if got:
+            names = sorted(got)
+            last = await self.async_store.run(lambda _store: replica.leases.last_polls(names))
+            settings = self.settings
+            now = self.clock()
+            for watch in settings.watches if settings else ():
+                job = self.scheduler.get_job(watch.name) if watch.name in got else None
+                if job is not None:
+                    when = first_run_time(watch, job.trigger, last.get(watch.name), now)
+                    job.modify(next_run_time=when)
+        if got and replica.outbox:
+            self.outbox.wakeup.set()
+        self._report_replica()
+
+    def _report_replica(self) -> None:
+        replica = self.replica
+        self.metrics.set_replica(
+            replica.id, replica.watches, delivers=replica.outbox, replicas=replica.replicas
+        )
+        self.health.replica = {
+            "id": replica.id,
+            "watches_held": len(replica.watches),
+            "delivers": replica.outbox,
+            "replicas": replica.replicas,
+        }
 
     async def _prune(self, now: datetime) -> None:
         settings = self.settings

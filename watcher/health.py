@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -92,6 +92,8 @@ class Health:
         self.clock = clock
         self.scheduler_running = False
         self.last_tick: datetime | None = None
+        self.replica: dict[str, object] | None = None
+        """This replica's id and leases, added to ``/healthz``'s answer when set."""
 
     def tick(self, now: datetime | None = None) -> None:
         """The scheduler loop is alive at ``now`` (default: the clock's now)."""
@@ -160,6 +162,30 @@ class Metrics:
         )
         for outcome in ("sent", "failed", "dead"):
             self.deliveries.labels(outcome=outcome)
+        self.replica = Gauge(
+            "watcher_replica",
+            "This replica (1), by its id in the database's leases.",
+            ["replica"],
+            registry=r,
+        )
+        self.replicas = Gauge(
+            "watcher_replicas", "Replicas with a live lease on the database.", registry=r
+        )
+        self.watches_held = Gauge(
+            "watcher_watches_held", "Watches this replica holds the lease of.", registry=r
+        )
+        self.watch_held = Gauge(
+            "watcher_watch_held",
+            "1 for each watch this replica holds the lease of (it alone polls them).",
+            ["watch"],
+            registry=r,
+        )
+        self.outbox_held = Gauge(
+            "watcher_outbox_held",
+            "1 if this replica holds the outbox lease (it alone delivers), else 0.",
+            registry=r,
+        )
+        self._held: set[str] = set()
 
     def observe_poll(self, outcome: PollOutcome) -> None:
         """Count one poll: its outcome, credits, events by kind and duration."""
@@ -195,6 +221,21 @@ class Metrics:
     def set_watches(self, count: int) -> None:
         self.watches.set(count)
 
+    def set_replica(
+        self, replica: str, watches: Collection[str], *, delivers: bool, replicas: int
+    ) -> None:
+        """Which watches this replica holds, whether it delivers, how many replicas live."""
+        self.replica.labels(replica=replica).set(1)
+        self.replicas.set(replicas)
+        self.watches_held.set(len(watches))
+        self.outbox_held.set(1 if delivers else 0)
+        held = set(watches)
+        for gone in self._held - held:
+            self.watch_held.remove(gone)
+        for name in held - self._held:
+            self.watch_held.labels(watch=name).set(1)
+        self._held = held
+
     def set_credit_balance(self, balance: int | None) -> None:
         if balance is not None:
             self.credit_balance.set(balance)
@@ -215,7 +256,10 @@ def create_app(
 
     async def healthz(_request: Request) -> Response:
         report = health.check()
-        return JSONResponse(report.as_json(), status_code=200 if report.ok else 503)
+        body = report.as_json()
+        if health.replica is not None:
+            body["replica"] = health.replica
+        return JSONResponse(body, status_code=200 if report.ok else 503)
 
     async def metrics_endpoint(_request: Request) -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -26,6 +26,9 @@ recorded (so ``watcher once`` reports a dead URL before it exits).
 
 Delivery is at-least-once: if the process dies between a send and its mark, that one
 message is sent again on restart; nothing else is repeated, nothing recorded is dropped.
+With several replicas (``watcher.replicas``), only the holder of the outbox lease runs
+passes (``may_send``, checked before each pass and each message); when it dies, the next
+holder sends what it left, the one message in flight included.
 """
 
 from __future__ import annotations
@@ -127,9 +130,13 @@ class Outbox:
         clock: Callable[[], datetime] = utcnow,
         send_all: SendAll | None = None,
         rng: Callable[[], float] = random.random,
+        may_send: Callable[[], bool] | None = None,
     ) -> None:
         self.settings = settings
         self.store = AsyncStore.of(store)
+        # With several replicas, only the one holding the outbox lease sends (and decides
+        # releases, digests and silence summaries); checked per pass and per message.
+        self._may_send = may_send or (lambda: True)
         self.renderer: Renderer | GuardedRenderer = renderer or GuardedRenderer(
             settings.templates_dir, digest_threshold=settings.delivery.digest_threshold
         )
@@ -168,6 +175,8 @@ class Outbox:
         async with self._lock:
             total = FlushReport()
             for _ in range(MAX_PASSES):
+                if not self._may_send():
+                    break
                 self._recorded = False
                 total += await self._pass(force=force)
                 if not self._recorded:
@@ -208,6 +217,8 @@ class Outbox:
         sent = 0
         report = FlushReport()
         for number, batch in enumerate(batches):
+            if not self._may_send():
+                break  # the outbox lease ran out: the next holder sends the rest
             if any(r.attempts and r.id not in self._due for r in batch):
                 continue  # an unrenderable batch waiting for its own retry
             try:

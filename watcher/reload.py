@@ -22,6 +22,7 @@ from watcher.errors import ConfigError, ConfigProblem
 from watcher.models import EventKind, ops_event
 from watcher.render_guard import GuardedRenderer
 from watcher.schedule import freshness_ttl, in_poll_retries
+from watcher.store.leases import claim_meta
 from watcher.trendtrack.client import TrendTrackClient
 
 if TYPE_CHECKING:
@@ -91,9 +92,11 @@ class Reloader:
         for problem in exc.problems:
             logger.error("config rejected: %s", problem)
         version = file_version(self.daemon.config_path)
-        alerted = await self.daemon.async_store.meta.get(REJECTED_VERSION)
-        if alerted != version:
-            await self.daemon.async_store.meta.set(REJECTED_VERSION, version)
+        # One statement decides, so of several replicas reading the same bad file one alerts.
+        claimed = await self.daemon.async_store.run(
+            lambda store: claim_meta(store, REJECTED_VERSION, version)
+        )
+        if claimed:
             problems = [str(p) for p in exc.problems]
             error = "; ".join(problems[:5])
             if len(problems) > 5:

@@ -81,6 +81,8 @@ def build_settings(
             database=database,
             retention=model.state.retention,
             removed_watch_grace=model.state.removed_watch_grace,
+            lease=model.state.lease,
+            replica_id=model.state.replica_id,
         ),
         timezone=ZoneInfo(model.timezone),
         templates_dir=templates_dir,

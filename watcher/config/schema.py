@@ -186,6 +186,8 @@ class StateModel(_Model):
     database: Text = DEFAULT_DATABASE
     retention: Duration = timedelta(days=90)
     removed_watch_grace: Duration = timedelta(days=7)
+    lease: Duration = timedelta(seconds=30)
+    replica_id: Text | None = None
 
 
 class OpsModel(_Model):

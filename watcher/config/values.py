@@ -62,6 +62,10 @@ class StateSettings:
     database: str = field(repr=False)  # a postgresql:// URL may carry a password
     retention: timedelta
     removed_watch_grace: timedelta
+    lease: timedelta = timedelta(seconds=30)
+    """How long a replica's lease on a watch or the outbox lasts without renewal."""
+    replica_id: str | None = None
+    """This replica's name in the leases; None: hostname-pid."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,174 @@
+"""Sharing watches between replicas: the pure share decision as a table, then replicas
+stepping over one database (SQLite and a real PostgreSQL), with a monotonic clock of
+their own so a lease can run out without waiting for it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlmodel import create_engine
+
+from watcher.config import load_settings
+from watcher.replicas import Replica, default_replica_id, plan_share
+from watcher.store import AsyncStore, Store
+
+W = [f"w{n}" for n in range(10)]
+
+SHARES = [
+    # (wanted, mine, taken by others, replicas, busy) -> (taken count, released)
+    pytest.param(W, set(), set(), 1, set(), 10, set(), id="alone-takes-all"),
+    pytest.param(W, set(), set(), 2, set(), 5, set(), id="half-of-two"),
+    pytest.param(W, set(), set(), 3, set(), 4, set(), id="ceil-of-three"),
+    pytest.param(W, set(W), set(), 2, set(), 0, 5, id="sheds-to-its-share"),
+    pytest.param(W, set(W), set(), 2, set(W[:8]), 0, 2, id="never-sheds-a-busy-watch"),
+    pytest.param(W, set(W[:5]), set(W[5:]), 2, set(), 0, 0, id="balanced-stays"),
+    pytest.param(W, set(W[:3]), set(W[3:6]), 2, set(), 2, 0, id="takes-a-dead-ones-share"),
+    pytest.param(W[:4], {"gone", "w0"}, set(), 1, set(), 3, 1, id="drops-unconfigured"),
+    pytest.param(W[:4], {"gone"}, set(), 1, {"gone"}, 4, 0, id="keeps-a-busy-unconfigured"),
+    pytest.param([], set(), set(), 2, set(), 0, 0, id="nothing-to-share"),
+]
+
+
+@pytest.mark.parametrize(("wanted", "mine", "taken", "replicas", "busy", "takes", "drops"), SHARES)
+def test_plan_share(
+    wanted: list[str],
+    mine: set[str],
+    taken: set[str],
+    replicas: int,
+    busy: set[str],
+    takes: int,
+    drops: int | set[str],
+) -> None:
+    """A replica takes free watches up to ceil(watches / replicas), sheds above it (never
+    one mid-poll), drops what left the config, and never takes what another holds."""
+    plan = plan_share("A", wanted, mine, taken, replicas, busy)
+    assert len(plan.take) == takes
+    assert len(plan.release) == (drops if isinstance(drops, int) else len(drops))
+    assert not set(plan.take) & (mine | taken)
+    assert not set(plan.release) & busy
+    assert set(plan.release) <= mine
+
+
+def test_replicas_reach_for_different_free_watches_first() -> None:
+    """Two replicas' first choices among the same free watches mostly differ."""
+    many = [f"w{n}" for n in range(100)]
+    a = plan_share("A", many, (), (), 2).take
+    b = plan_share("B", many, (), (), 2).take
+    assert len(set(a) & set(b)) < 40
+
+
+def test_the_default_id_is_host_and_pid() -> None:
+    assert default_replica_id().endswith(f"-{os.getpid()}")
+
+
+class Mono:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def two(db_url: str) -> Iterator[tuple[Store, Store]]:
+    a, b = Store(db_url), Store(db_url)
+    yield a, b
+    a.close()
+    b.close()
+
+
+def test_two_replicas_split_the_watches_and_one_delivers(two: tuple[Store, Store]) -> None:
+    """A first replica takes every watch and the outbox; a second joins: the first sheds
+    to its share, the second takes the rest; only one of them delivers."""
+    a, b = two
+    ra = Replica(AsyncStore(a), timedelta(seconds=30), "A")
+    rb = Replica(AsyncStore(b), timedelta(seconds=30), "B")
+    ra.start(W)
+    assert ra.watches == set(W)
+    assert ra.delivers()
+    rb.start(W)  # sees A's leases live: nothing free yet
+    assert rb.watches == set()
+    assert not rb.delivers()
+    assert rb.replicas == 2
+    asyncio.run(ra.step(W))  # two replicas now: A sheds to 5
+    assert len(ra.watches) == 5
+    asyncio.run(rb.step(W))
+    assert rb.watches == set(W) - ra.watches
+    assert ra.delivers() != rb.delivers()
+
+
+def test_a_replica_that_stops_renewing_stops_polling_and_is_taken_over(
+    two: tuple[Store, Store],
+) -> None:
+    """A replica whose lease ran out by its own monotonic clock holds nothing it may use;
+    once the lease has expired in the database, the other takes its watches and the
+    outbox; its later renewal says it lost them."""
+    a, b = two
+    lease = timedelta(seconds=0.4)
+    mono = Mono()
+    ra = Replica(AsyncStore(a), lease, "A", monotonic=mono)
+    rb = Replica(AsyncStore(b), lease, "B")
+    ra.start(W)
+    assert ra.holds("w1")
+    mono.now += 0.4  # A is stuck (a long pause): its leases count as lost to it
+    assert not ra.holds("w1")
+    assert not ra.delivers()
+
+    async def until_taken() -> None:
+        async with asyncio.timeout(10):
+            while rb.watches != set(W) or not rb.delivers():
+                await rb.step(W)
+                await asyncio.sleep(0.05)  # stepping with a deadline until A's leases expire
+
+    asyncio.run(until_taken())
+    asyncio.run(ra.step(W))
+    assert ra.watches == set()
+    assert not ra.outbox
+
+
+def test_leaving_hands_everything_over_at_once(two: tuple[Store, Store]) -> None:
+    """A clean stop releases every lease: the other takes over at its next step."""
+    a, b = two
+    ra = Replica(AsyncStore(a), timedelta(seconds=30), "A")
+    rb = Replica(AsyncStore(b), timedelta(seconds=30), "B")
+    ra.start(W)
+    asyncio.run(ra.leave())
+    assert not ra.holds("w0")
+    rb.start(W)
+    assert rb.watches == set(W)
+    assert rb.delivers()
+
+
+def test_a_store_failure_keeps_the_replica_alive_until_its_leases_end(tmp_path: Path) -> None:
+    """Renewal failing (the database went away) is logged, not raised; the leases count
+    until their end and then stop polling."""
+    store = Store(f"sqlite:///{tmp_path}/s.db")
+    mono = Mono()
+    replica = Replica(AsyncStore(store), timedelta(seconds=30), "A", monotonic=mono)
+    replica.start(W)
+    store.close()
+    store.db.engine = create_engine("sqlite:////nonexistent/folder/x.db")  # unreachable now
+    assert asyncio.run(replica.step(W)) == set()
+    assert asyncio.run(replica.step(W)) == set()  # said once
+    assert replica.holds("w0")
+    mono.now += 30
+    assert not replica.holds("w0")
+
+
+def test_state_lease_and_replica_id_are_read_from_the_config(tmp_path: Path) -> None:
+    """`state.lease` defaults to 30 s; it and `state.replica_id` can be set."""
+    base = "version: 1\napi: {api_key: k}\nwatches:\n  - {name: a, hashtag: x}\n"
+    path = tmp_path / "watches.yaml"
+    path.write_text(base, "utf-8")
+    assert load_settings(path, {}).state.lease == timedelta(seconds=30)
+    assert load_settings(path, {}).state.replica_id is None
+    path.write_text(base + "state: {lease: 2s, replica_id: node-1}\n", "utf-8")
+    state = load_settings(path, {}).state
+    assert (state.lease, state.replica_id) == (timedelta(seconds=2), "node-1")
