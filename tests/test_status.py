@@ -17,8 +17,16 @@ from watcher.config import Settings, load_settings
 from watcher.detect import Detection, WatchState
 from watcher.models import Event, EventKind, Item, ItemType, ops_event
 from watcher.schedule import Schedule
-from watcher.status import build_status, delivery_summary, format_figures, next_poll
+from watcher.status import (
+    build_status,
+    delivery_summary,
+    format_figures,
+    format_status,
+    next_poll,
+    status_json,
+)
 from watcher.store import DeliveryView, PollRecord, Store
+from watcher.store.leases import OUTBOX, Leases, replica_lease, watch_lease
 
 SLACK = "slack://T000/B000/XXXXSECRET/#competitors"
 TELEGRAM = "tgram://123456:bottokenSECRET/ChatID"
@@ -251,7 +259,15 @@ def test_status_json_is_one_object_with_every_watch(config: Path, store: Store) 
     code, out = _invoke(config, "status", "--json")
     assert code == 0, out
     report = json.loads(out)
-    assert set(report) == {"watches", "balance", "credits_today", "credits_month", "outbox_pending"}
+    assert set(report) == {
+        "watches",
+        "balance",
+        "credits_today",
+        "credits_month",
+        "outbox_pending",
+        "replicas",
+    }
+    assert report["replicas"] == []
     by_name = {w["name"]: w for w in report["watches"]}
     assert list(by_name) == ["acme-shop", "skincare", "paused-one", "gone-watch"]
     assert report["balance"] == 8997
@@ -369,3 +385,35 @@ def test_status_says_how_each_watch_reads_its_changes(config: Path, store: Store
     code, out = _invoke(config, "status", "--json")
     by_name = {w["name"]: w for w in json.loads(out)["watches"]}
     assert by_name["acme-shop"]["strategy"] == "change feed (updatedAfter)"
+
+
+def test_status_says_which_replica_holds_each_watch(
+    settings: Settings, store: Store, now: datetime
+) -> None:
+    """With two replicas' live leases in the database, status names each watch's holder
+    and each replica's share; an expired lease is nobody's."""
+    Leases(store, "host-a-1", timedelta(seconds=30)).take(
+        [replica_lease("host-a-1"), watch_lease("acme-shop"), OUTBOX]
+    )
+    Leases(store, "host-b-2", timedelta(seconds=30)).take(
+        [replica_lease("host-b-2"), watch_lease("skincare")]
+    )
+    Leases(store, "host-c-3", timedelta(seconds=30), clock=lambda: now - timedelta(hours=1)).take(
+        [replica_lease("host-c-3"), watch_lease("paused-one")]
+    )
+    report = build_status(settings, store, now)
+    by_name = {w.name: w for w in report.watches}
+    assert by_name["acme-shop"].replica == "host-a-1"
+    assert by_name["skincare"].replica == "host-b-2"
+    assert by_name["paused-one"].replica is None
+    assert [(r.id, r.watches, r.delivers) for r in report.replicas] == [
+        ("host-a-1", 1, True),
+        ("host-b-2", 1, False),
+    ]
+    text = format_status(report)
+    assert "    polled by: host-a-1" in text
+    assert "replicas: host-a-1 (1 watches, delivers), host-b-2 (1 watches)" in text
+    assert status_json(report)["replicas"] == [
+        {"id": "host-a-1", "watches": 1, "delivers": True},
+        {"id": "host-b-2", "watches": 1, "delivers": False},
+    ]

@@ -9,6 +9,7 @@ The builders take ``now`` and return plain values; the formatters return strings
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,10 +17,12 @@ from zoneinfo import ZoneInfo
 
 from watcher.channels import clean
 from watcher.config import Settings
+from watcher.errors import StoreError
 from watcher.logs import redact
 from watcher.plan import UPDATED_AFTER_KEY, strategy
 from watcher.schedule import Schedule
 from watcher.store import DeliveryView, EventView, Store
+from watcher.store.leases import OUTBOX, REPLICA, WATCH, leases
 from watcher.triggers import trigger
 
 SOON = "soon"
@@ -168,6 +171,8 @@ class WatchStatus:
     credits_month: int
     strategy: str = ""
     """How the watch reads its changes (``plan.strategy``), from what was learned."""
+    replica: str | None = None
+    """The replica holding the watch's lease now (it alone polls it), if any."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +183,30 @@ class StatusReport:
     credits_month: int
     outbox_pending: int
     timezone: ZoneInfo
+    replicas: tuple[ReplicaStatus, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaStatus:
+    """A running replica, as its live leases in the database say."""
+
+    id: str
+    watches: int
+    delivers: bool
+
+
+def replica_leases(store: Store) -> tuple[dict[str, str], tuple[ReplicaStatus, ...]]:
+    """Who holds each watch (live leases only), and each live replica's share. Nothing
+    for a database that has no leases yet (written by an older watcher, read-only)."""
+    try:
+        views = [v for v in leases(store) if v.live]
+    except StoreError:
+        return {}, ()
+    holder = {v.name.removeprefix(WATCH): v.holder for v in views if v.name.startswith(WATCH)}
+    deliverer = next((v.holder for v in views if v.name == OUTBOX), None)
+    ids = sorted({v.name.removeprefix(REPLICA) for v in views if v.name.startswith(REPLICA)})
+    counts = Counter(holder.values())
+    return holder, tuple(ReplicaStatus(i, counts[i], i == deliverer) for i in ids)
 
 
 def next_poll(
@@ -210,6 +239,7 @@ def build_status(settings: Settings, store: Store, now: datetime) -> StatusRepor
     tz = settings.timezone
     today, month = period_starts(now, tz)
     known = {info.name: info for info in store.memory.watches()}
+    holders, replicas = replica_leases(store)
     learned = store.meta.get(UPDATED_AFTER_KEY)
     updated_after = None if learned is None else learned == "1"
     lines: list[WatchStatus] = []
@@ -238,6 +268,7 @@ def build_status(settings: Settings, store: Store, now: datetime) -> StatusRepor
                     info.exact if info else True,
                     info.moves if info else None,
                 ),
+                replica=holders.get(watch.name),
             )
         )
     configured = {w.name for w in settings.watches}
@@ -267,6 +298,7 @@ def build_status(settings: Settings, store: Store, now: datetime) -> StatusRepor
         credits_month=store.ledger.spent(since=month),
         outbox_pending=store.outbox.depth(),
         timezone=tz,
+        replicas=replicas,
     )
 
 
@@ -291,8 +323,12 @@ def status_json(report: StatusReport) -> dict[str, object]:
                 "credits_today": w.credits_today,
                 "credits_month": w.credits_month,
                 "strategy": w.strategy,
+                "replica": w.replica,
             }
             for w in report.watches
+        ],
+        "replicas": [
+            {"id": r.id, "watches": r.watches, "delivers": r.delivers} for r in report.replicas
         ],
         "balance": report.balance,
         "credits_today": report.credits_today,
@@ -324,6 +360,8 @@ def format_status(report: StatusReport) -> str:
         out.append(line)
         if w.strategy:
             out.append(f"    reading: {w.strategy}")
+        if w.replica and len(report.replicas) > 1:
+            out.append(f"    polled by: {clean(w.replica)}")
         if w.last_error and w.consecutive_failures:
             out.append(f"    last error: {clean(redact(w.last_error))}")
     balance = f"{report.balance:,}" if report.balance is not None else "not seen yet"
@@ -332,4 +370,10 @@ def format_status(report: StatusReport) -> str:
         f"credits: today {report.credits_today:,}, this month {report.credits_month:,} "
         f"({tz.key}); balance last seen: {balance}; outbox pending: {report.outbox_pending:,}"
     )
+    if report.replicas:
+        running = ", ".join(
+            f"{clean(r.id)} ({r.watches} watches{', delivers' if r.delivers else ''})"
+            for r in report.replicas
+        )
+        out.append(f"replicas: {running}")
     return "\n".join(out)
