@@ -27,6 +27,7 @@ from watcher.planner.steps import Resume
 from watcher.store import PollRecord, Store
 from watcher.store.control import Control
 from watcher.store.copy import CopyRefused, copy_state
+from watcher.store.leases import Leases
 
 T0 = datetime(2026, 4, 1, 9, 0, tzinfo=UTC)
 ROUTES = {
@@ -118,6 +119,8 @@ def fill(url: str) -> None:
             store.outbox.part_sent("team", 1, by_state["failed"], part, fingerprint)
         ended = control.add_silence(T0, T0 + timedelta(hours=1), kinds=["pinned"])
         control.expire_silence(ended, T0 + timedelta(minutes=30))
+        # A stopped replica's lease, expired long ago (a live one refuses the copy).
+        Leases(store, "host-1", timedelta(microseconds=1)).take(["watch:acme"])
     finally:
         store.close()
 

@@ -398,7 +398,7 @@ def test_status_says_which_replica_holds_each_watch(
     Leases(store, "host-b-2", timedelta(seconds=30)).take(
         [replica_lease("host-b-2"), watch_lease("skincare")]
     )
-    Leases(store, "host-c-3", timedelta(seconds=30), clock=lambda: now - timedelta(hours=1)).take(
+    Leases(store, "host-c-3", timedelta(microseconds=1)).take(
         [replica_lease("host-c-3"), watch_lease("paused-one")]
     )
     report = build_status(settings, store, now)
