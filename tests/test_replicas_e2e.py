@@ -45,7 +45,7 @@ from watcher.store.tables import PollRow
 pytestmark = pytest.mark.postgres
 
 LEASE = 2.0
-TAKEOVER = LEASE + LEASE / 3 + 3.0  # a lease, a step, and slack for a loaded machine
+TAKEOVER = LEASE + LEASE / 3 + 5.0  # a lease, a step, and slack for a loaded machine
 WAIT = 60.0
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import signal
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field, replace
@@ -39,7 +40,7 @@ from watcher.poller import PollOutcome
 from watcher.reload import REJECTED_VERSION, Reloader
 from watcher.replicas import Replica
 from watcher.runner import Runner, utcnow
-from watcher.schedule import freshness_ttl, poll_timeout
+from watcher.schedule import MAX_START_SPREAD, freshness_ttl, poll_timeout
 from watcher.store import AsyncStore
 from watcher.triggers import build_trigger, first_run_time
 
@@ -399,6 +400,12 @@ class Daemon:
         poll (by whichever replica): at once if overdue, else at their turn."""
         replica = self.replica
         got = await replica.step(self._wanted(), busy=self.polling)
+        # Overdue watches taken over start within a step, not the whole start spread.
+        scale = min(1.0, replica.interval / MAX_START_SPREAD)
+
+        def takeover_spread() -> float:
+            return random.random() * scale
+
         if got:
             names = sorted(got)
             last = await self.async_store.run(lambda _store: replica.leases.last_polls(names))
@@ -407,7 +414,9 @@ class Daemon:
             for watch in settings.watches if settings else ():
                 job = self.scheduler.get_job(watch.name) if watch.name in got else None
                 if job is not None:
-                    when = first_run_time(watch, job.trigger, last.get(watch.name), now)
+                    when = first_run_time(
+                        watch, job.trigger, last.get(watch.name), now, rng=takeover_spread
+                    )
                     job.modify(next_run_time=when)
         if got and replica.outbox:
             self.outbox.wakeup.set()
