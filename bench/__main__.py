@@ -49,7 +49,44 @@ def _machine() -> dict[str, object]:
     }
 
 
+REPLICA_RESULTS = Path(__file__).resolve().parent / "results-replicas.json"
+
+
+def replicas_table(runs: list[dict[str, object]]) -> str:
+    """The Markdown table of ``python -m bench replicas``."""
+    lines = [
+        "| replicas | polls/s (demand) | lag p50 / p99 | takeover | failover p50 / max |",
+        "|---|---|---|---|---|",
+    ]
+    for r in runs:
+        lag = r["lag_seconds"]
+        assert isinstance(lag, dict)
+        fail = r.get("failover_seconds")
+        failover = f"{fail['p50']} s / {fail['max']} s" if isinstance(fail, dict) else "-"
+        takeover = f"{r['takeover_seconds']} s" if "takeover_seconds" in r else "-"
+        lines.append(
+            f"| {r['replicas']} | {r['polls_per_second']} ({r['demand_polls_per_second']}) "
+            f"| {lag['p50']} s / {lag['p99']} s | {takeover} | {failover} |"
+        )
+    return "\n".join(lines)
+
+
+def main_replicas() -> None:
+    """``python -m bench replicas``: 10,000 watches on 1, 2 and 3 replicas (minutes)."""
+    from bench import replicas  # noqa: PLC0415
+
+    _progress("replicas: 10,000 watches on 1, 2 and 3 replicas sharing one PostgreSQL")
+    runs = replicas.run()
+    results = {"machine": _machine(), "replicas": runs, "table": replicas_table(runs)}
+    REPLICA_RESULTS.write_text(json.dumps(results, indent=2) + "\n", "utf-8")
+    print(results["table"])
+    print(f"\nresults: {REPLICA_RESULTS.relative_to(ROOT)}")
+
+
 def main() -> None:
+    if sys.argv[1:] == ["replicas"]:
+        main_replicas()
+        return
     started = time.perf_counter()
     results: dict[str, object] = {"machine": _machine()}
     with tempfile.TemporaryDirectory(prefix="watcher-bench-") as folder:

@@ -1,0 +1,246 @@
+"""Benchmark: 10,000 watches on 1, 2 and 3 `watcher run` replicas sharing one PostgreSQL.
+
+``python -m bench replicas`` (not part of ``make bench``: it takes several minutes).
+
+Each replica is its own process (``python -m bench.replicas child``: the real
+:class:`~watcher.daemon.Daemon`, with a hook recording each poll and a listener recording
+schedule lag), on a throwaway PostgreSQL cluster (``tests.pgserver``) and the simulator.
+As in ``bench.scale``, every watch starts with a stored baseline at the current refresh
+and the schedule is compressed (every 60 s), so a poll is the refresh gate plus the
+daemon's bookkeeping: what replicas spread.
+
+Measured per run, over a steady window once the leases have spread: polls/s (all
+replicas together) against the demand (watches / interval), schedule lag p50/p99 (the
+scheduler's start minus planned start, polls of held watches only). With 2 and 3
+replicas, one is then SIGKILLed: ``takeover`` is the time until every watch it held is
+leased to a survivor, ``failover`` the time until each of them is polled again (p50 and
+max over its watches).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.scale import config as scale_config
+from bench.scale import seed_baselines
+from bench.sim import ROOT, serve
+from bench.stats import percentiles
+from watcher.simulator.testing import SimHandle
+from watcher.store import Store
+from watcher.store.leases import WATCH, leases
+
+WATCHES = 10_000
+EVERY = 60
+LEASE = 10
+WINDOW = 40.0
+REPLICAS = (1, 2, 3)
+SPREAD_DEADLINE = 180.0
+
+
+def _config(sim: SimHandle, url: str, folder: Path) -> Path:
+    text = scale_config(sim, folder / "unused.db", WATCHES, EVERY)
+    text = text.replace(
+        f'state: {{database: "sqlite:///{folder / "unused.db"}"}}',
+        f'state: {{database: "{url}", lease: {LEASE}s}}',
+    )
+    path = folder / "watches.yaml"
+    path.write_text(text, "utf-8")
+    return path
+
+
+def _held(url: str) -> Counter[str]:
+    """Live watch leases per replica id."""
+    store = Store(url, migrate=False)
+    try:
+        return Counter(v.holder for v in leases(store, WATCH) if v.live)
+    finally:
+        store.close()
+
+
+def _holding(url: str, replica: str) -> set[str]:
+    store = Store(url, migrate=False)
+    try:
+        return {
+            v.name.removeprefix(WATCH)
+            for v in leases(store, WATCH)
+            if v.live and v.holder == replica
+        }
+    finally:
+        store.close()
+
+
+def _child_id(pid: int) -> str:
+    return f"{os.uname().nodename}-{pid}"
+
+
+def _run(sim: SimHandle, url: str, folder: Path, count: int) -> dict[str, object]:
+    path = _config(sim, url, folder)
+    seed_baselines(path, sim)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TRENDTRACK_API_KEY": ""}
+    children = []
+    for n in range(count):
+        out = folder / f"replica{n}.json"
+        log = (folder / f"replica{n}.log").open("wb")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.replicas", "child", str(path), str(out)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        children.append((proc, out))
+    ids = [_child_id(p.pid) for p, _ in children]
+    share = -(-WATCHES // count)
+    deadline = time.monotonic() + SPREAD_DEADLINE
+    while True:
+        held = _held(url)
+        if sum(held[i] for i in ids) == WATCHES and all(held[i] >= share - 1 for i in ids):
+            break
+        if time.monotonic() > deadline:
+            raise SystemExit(f"leases did not spread in {SPREAD_DEADLINE:.0f}s: {dict(held)}")
+        time.sleep(0.5)  # a benchmark may wait: polling the lease table
+    window_start = time.time()
+    time.sleep(WINDOW)
+    window_end = time.time()
+    result: dict[str, object] = {"replicas": count}
+    victim_watches: set[str] = set()
+    killed_at = 0.0
+    if count > 1:
+        victim_watches, killed_at, result["takeover_seconds"] = _kill_one(url, children, ids)
+    survivors = children[1:] if count > 1 else children
+    for proc, _ in survivors:
+        proc.send_signal(signal.SIGTERM)
+    for proc, _ in survivors:
+        proc.wait(120)
+    polls: list[tuple[float, str]] = []
+    lags: list[tuple[float, float]] = []
+    for _, out in survivors + (children[:1] if count > 1 else []):
+        if out.exists():
+            data = json.loads(out.read_text("utf-8"))
+            polls += [(t, w) for t, w in data["polls"]]
+            lags += [(t, lag) for t, lag in data["lags"]]
+    in_window = [p for p in polls if window_start <= p[0] < window_end]
+    window_polls = len(in_window)
+    if count > 1:
+        # The victim wrote nothing: its share of the window is the survivors' rate per watch.
+        survivor_watches = WATCHES - len(victim_watches)
+        window_polls = round(len(in_window) * WATCHES / max(survivor_watches, 1))
+    result.update(
+        {
+            "watches": WATCHES,
+            "every_seconds": EVERY,
+            "lease_seconds": LEASE,
+            "demand_polls_per_second": round(WATCHES / EVERY, 1),
+            "polls_per_second": round(window_polls / (window_end - window_start), 1),
+            "lag_seconds": percentiles([lag for t, lag in lags if window_start <= t < window_end]),
+        }
+    )
+    if count > 1:
+        first: dict[str, float] = {}
+        for t, w in sorted(polls):
+            if t >= killed_at and w in victim_watches and w not in first:
+                first[w] = t - killed_at
+        delays = sorted(first.values())
+        result["failover_seconds"] = {
+            "p50": round(delays[len(delays) // 2], 1) if delays else None,
+            "max": round(delays[-1], 1) if delays else None,
+            "polled_again": f"{len(first)}/{len(victim_watches)}",
+        }
+    return result
+
+
+def _kill_one(
+    url: str, children: list[tuple[subprocess.Popen[bytes], Path]], ids: list[str]
+) -> tuple[set[str], float, float]:
+    """SIGKILL the first replica; its watches, when, and how long the takeover took."""
+    victim, _ = children[0]
+    watches = _holding(url, ids[0])
+    killed_at = time.time()
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(30)
+    while _holding(url, ids[0]) or sum(_held(url)[i] for i in ids[1:]) < WATCHES:
+        if time.time() - killed_at > SPREAD_DEADLINE:
+            raise SystemExit("the survivors never took the victim's watches over")
+        time.sleep(0.2)  # polling the lease table
+    takeover = round(time.time() - killed_at, 1)
+    time.sleep(45)  # taken-over watches are polled within the start spread (<= 30 s)
+    return watches, killed_at, takeover
+
+
+def run(replicas: tuple[int, ...] = REPLICAS) -> list[dict[str, object]]:
+    from tests.pgserver import PgServer  # noqa: PLC0415 - the test suite's throwaway cluster
+
+    results = []
+    server = PgServer()
+    try:
+        with serve() as sim:
+            for count in replicas:
+                name = server.create_database()
+                try:
+                    with tempfile.TemporaryDirectory(prefix="watcher-bench-") as folder:
+                        url = server.url(name)
+                        Store(url).close()
+                        result = _run(sim, url, Path(folder), count)
+                        print(json.dumps(result), file=sys.stderr, flush=True)
+                        results.append(result)
+                finally:
+                    server.drop_database(name)
+    finally:
+        server.stop()
+    return results
+
+
+async def _child(config: Path) -> tuple[int, dict[str, object]]:
+    """One replica: the real daemon, recording its polls and schedule lag for the parent."""
+    from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent  # noqa: PLC0415
+
+    from watcher.daemon import Daemon  # noqa: PLC0415
+
+    daemon = Daemon(config, {})
+    polls: list[tuple[float, str]] = []
+    lags: list[tuple[float, float]] = []
+    daemon.on_poll.append(lambda outcome: polls.append((time.time(), outcome.watch)))
+
+    def on_submitted(event: JobSubmissionEvent) -> None:
+        if not daemon.replica.holds(event.job_id):
+            return
+        now = datetime.now(UTC)
+        for planned in event.scheduled_run_times:
+            lags.append((time.time(), max((now - planned).total_seconds(), 0.0)))
+
+    async def attach() -> None:
+        while not hasattr(daemon, "scheduler"):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        daemon.scheduler.add_listener(on_submitted, EVENT_JOB_SUBMITTED)
+
+    watcher = asyncio.create_task(attach())
+    code = await daemon.run()
+    watcher.cancel()
+    return code, {"polls": polls, "lags": lags}
+
+
+def main() -> None:
+    if len(sys.argv) >= 4 and sys.argv[1] == "child":
+        import logging  # noqa: PLC0415
+
+        logging.basicConfig(level=logging.WARNING)
+        logging.getLogger("apscheduler").setLevel(logging.CRITICAL)
+        code, data = asyncio.run(_child(Path(sys.argv[2])))
+        Path(sys.argv[3]).write_text(json.dumps(data), "utf-8")
+        raise SystemExit(code)
+    results = run()
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
