@@ -190,3 +190,40 @@ def test_an_inexact_updated_at_reads_the_stored_order(watches: dict[str, Watch])
     """exact=False (updatedAt seen moving on metrics) is the same as moves=True."""
     text = plan.strategy(watches["tag"], False, exact=False)
     assert text == "stored newest order: free counts + probes (updatedAt moves on metrics)"
+
+
+def _one_watch(entry: str) -> Watch:
+    config = f"""
+version: 1
+api: {{api_key: k}}
+notifiers: {{n: {{urls: ["json://localhost/"]}}}}
+defaults: {{notify: [n]}}
+watches:
+  - {entry}
+"""
+    return parse_settings(config, "watches.yaml", env={}).watches[0]
+
+
+def test_the_active_ads_list_keeps_the_scopes_type() -> None:
+    """A scope of organic videos, by the watch's type or its raw query's, has no active-ads
+    list: reading ads there would fill its stored order with rows outside the scope."""
+    organic = _one_watch('{name: q, query: {search: ["gummies"], type: organic}}')
+    assert plan.active_scope(organic) is None
+    assert plan.active_scope(_one_watch("{name: v, hashtag: creatine, type: organic}")) is None
+    ads = plan.active_scope(_one_watch("{name: a, hashtag: creatine}"))
+    assert ads is not None
+    assert (str(ads.params.status), str(ads.params.type)) == ("active", "ad")
+
+
+def test_a_shop_lists_its_pins_through_its_profiles_handles() -> None:
+    """The shop route has no pinned filter: its known handles are searched in a body."""
+    shop = _one_watch("{name: s, shop: 3f8aa146-6f96-46e8-9781-64db5166f9a8}")
+    assert plan.pinned_scope(shop) is None
+    scope = plan.pinned_scope(shop, {"@acme", "acme_eu"})
+    assert scope is not None
+    body = scope.params.to_json()  # type: ignore[union-attr]
+    assert (body["search"], body["searchArea"], body["pinned"]) == (
+        ["acme", "acme_eu"],
+        "profile",
+        "yes",
+    )

@@ -183,9 +183,10 @@ def order_scope(watch: Watch) -> Scope:
 def active_scope(watch: Watch) -> Scope | None:
     """The scope's active ads in ``newest`` order (stops and resumes move rows in and out
     of it), or None for a scope of organic videos only."""
-    if _type(watch.type) == "organic":
-        return None
     scope = order_scope(watch)
+    kind = scope.params.type  # the watch's type, or a raw query's own
+    if kind is not None and str(kind) == "organic":
+        return None
     return Scope(scope.with_(status="active", type="ad"), scope.shop_id)
 
 

@@ -30,7 +30,7 @@ from watcher.planner.steps import Request
 MAX_LIMIT = 50
 WINDOW = 10_000
 """The result window: ``page * limit`` may not exceed it (Elasticsearch's default)."""
-SHORT = 6
+SHORT = 2
 """A segment this short (new length) is read whole rather than probed."""
 
 
