@@ -21,6 +21,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -33,6 +34,19 @@ USER = "watcher"
 PASSWORD = "pg-s3cret-test"  # a fake secret: the tests check it never shows
 _VERSION_DIR = re.compile(r"^\d+$")
 _names = itertools.count(1)
+
+
+_WATCHDOG = """
+import shutil, subprocess, sys
+root, pg_ctl, *prefix = sys.argv[1:]
+sys.stdin.buffer.read()  # until the test process closes the pipe, or dies
+subprocess.run([*prefix, pg_ctl, "-D", root + "/data", "-m", "immediate", "-w", "stop"],
+               capture_output=True, timeout=60, check=False)
+shutil.rmtree(root, ignore_errors=True)
+"""
+"""Stops the server and removes its folder once the test process is gone, however it
+ended (a SIGKILLed pytest runs no finalizer): it waits for the end of a pipe only the
+test process holds."""
 
 
 class PgUnavailable(RuntimeError):
@@ -81,6 +95,12 @@ class PgServer:
         self.data = self.root / "data"
         self.port = 0
         self._started = False
+        prefix = ["runuser", "-u", "postgres", "--"] if self._as_postgres else []
+        self._watchdog = subprocess.Popen(
+            [sys.executable, "-c", _WATCHDOG, str(self.root), str(self.bindir / "pg_ctl"), *prefix],
+            stdin=subprocess.PIPE,
+            start_new_session=True,  # a Ctrl-C of the test run doesn't stop it first
+        )
         try:
             self._init()
             self._start()
@@ -191,6 +211,9 @@ class PgServer:
         self._stop_server()
         self._started = False
         shutil.rmtree(self.root, ignore_errors=True)
+        if self._watchdog.stdin is not None:
+            self._watchdog.stdin.close()  # nothing left for it to do: it ends
+        self._watchdog.wait(timeout=60)
 
     # --- databases ------------------------------------------------------------------------
 

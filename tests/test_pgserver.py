@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import psycopg
 import pytest
 
@@ -44,3 +50,39 @@ def test_db_url_is_a_fresh_database_at_the_head_on_each_engine(engine: str, db_u
         assert store.memory.watches() == []
     finally:
         store.close()
+
+
+def test_a_killed_test_process_leaves_no_server_behind(tmp_path: Path) -> None:
+    """A test run SIGKILLed with its server up: the watchdog stops the server and removes
+    its folder (no finalizer ran)."""
+    script = (
+        "import sys; from tests.pgserver import PgServer\n"
+        "s = PgServer(); print(s.root, s.port, flush=True); sys.stdin.read()\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=Path(__file__).parent.parent,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        root_text, port = child.stdout.readline().split()
+        root = Path(root_text)
+        assert (root / "data" / "postmaster.pid").exists()
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        deadline = time.monotonic() + 60
+        while root.exists():
+            assert time.monotonic() < deadline, "the cluster was left behind"
+            time.sleep(0.05)  # polling for the watchdog's cleanup, with a deadline
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(f"host=127.0.0.1 port={port} dbname=postgres", connect_timeout=5)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        for stream in (child.stdin, child.stdout):
+            if stream is not None:
+                stream.close()
