@@ -19,6 +19,7 @@ from sqlalchemy import select, text
 from sqlmodel import SQLModel
 
 from tests.pgserver import PASSWORD, PgServer
+from tests.store_helpers import record_credits
 from tests.test_db_cli import cli_run, write_config
 from watcher import dblock
 from watcher.detect import Detection, Seen, WatchState, event_key
@@ -101,7 +102,7 @@ def fill(url: str) -> None:
         store.apply_poll(
             PollRecord.failed("acme", T0 + timedelta(hours=1), RuntimeError("boom")), ROUTES
         )
-        store.ledger.record(T0, 3, 8_990)
+        record_credits(store, T0, 3, 8_990)
         store.episodes.open(EventKind.WATCH_FAILING, "acme", T0)
         failing = ops_event(EventKind.WATCH_FAILING, "acme", T0, {"error": "boom"})
         assert store.outbox.record(failing, ROUTES)  # an event without an item (SQL NULL)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from tests.store_helpers import record_credits
 from watcher.config import Settings, parse_settings
 from watcher.models import EventKind
 from watcher.runner import Runner
@@ -79,7 +80,7 @@ def test_low_priority_polls_are_shed_over_budget(
     """A month forecast over budget sheds `priority: low` polls and tells ops once."""
     settings = _settings(sim, db_url, "budget: {monthly_credits: 100}")
     store = stores(settings)
-    store.ledger.record(datetime.now(UTC), 5000, None)
+    record_credits(store, datetime.now(UTC), 5000, None)
     _run(settings, store, sim.api_key)
     watches = {w.name: w for w in store.memory.watches()}
     assert watches["main"].last_outcome == "baseline"

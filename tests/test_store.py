@@ -29,6 +29,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 import watcher.store.database
+from tests.store_helpers import episode_open, record_credits, resume
 from watcher.detect import Detection, Seen, WatchState, event_key
 from watcher.errors import StoreError
 from watcher.models import Event, EventKind, Item, ItemStatus, ItemType
@@ -237,7 +238,7 @@ def test_missing_database_driver_is_a_store_error(monkeypatch: pytest.MonkeyPatc
 def test_a_watch_never_polled_has_an_empty_memory(store: Store) -> None:
     """memory.load of an unknown watch is a fresh WatchState (no baseline yet)."""
     assert store.memory.load("nobody") == WatchState()
-    assert store.memory.resume("nobody") == Resume()
+    assert resume(store, "nobody") == Resume()
     assert store.memory.watches() == []
 
 
@@ -270,7 +271,7 @@ def test_apply_poll_round_trips_the_watch_state(store: Store) -> None:
     assert all(s is not None and s.utcoffset() == timedelta(0) for s in stamps)
     assert loaded.items["a"].updated_at == datetime(2026, 4, 2, 12, 30, 5, 123456, tzinfo=UTC)
     assert loaded.items["c"].pinned is None
-    assert store.memory.resume("acme") == Resume(page=4, offset=96, mark=mark)
+    assert resume(store, "acme") == Resume(page=4, offset=96, mark=mark)
 
 
 def test_only_touched_items_are_written(store: Store) -> None:
@@ -342,7 +343,7 @@ def test_credits_are_summed_per_window_and_watch(store: Store) -> None:
     store.apply_poll(poll(detection(), at=1, credits=10, remaining=990), ROUTES)
     store.apply_poll(poll(detection(), at=2, credits=5, remaining=985, watch="other"), ROUTES)
     store.apply_poll(poll(at=3, credits=2, remaining=983, error="timeout"), ROUTES)
-    store.ledger.record(day(4), 0, 983)
+    record_credits(store, day(4), 0, 983)
     assert store.ledger.spent(since=day(0)) == 17
     assert store.ledger.spent(since=day(2)) == 7
     assert store.ledger.spent(since=day(1), until=day(3)) == 15
@@ -356,7 +357,7 @@ def test_last_balance_is_the_latest_reported(store: Store) -> None:
     store.apply_poll(poll(detection(), credits=10, remaining=990), ROUTES)
     store.apply_poll(poll(detection(), at=2, credits=3), ROUTES)
     assert store.ledger.last_balance() == 990
-    store.ledger.record(day(3), 0, 500)
+    record_credits(store, day(3), 0, 500)
     assert store.ledger.last_balance() == 500
 
 
@@ -491,15 +492,15 @@ def test_mark_sent_and_mark_failed_move_deliveries(store: Store) -> None:
 def test_an_episode_opens_once_and_closes_once(store: Store) -> None:
     """open_episode is True only when it opens; close_episode only when it was open."""
     kind = EventKind.WATCH_FAILING
-    assert not store.episodes.is_open(kind, "acme")
+    assert not episode_open(store, kind, "acme")
     assert store.episodes.open(kind, "acme", day(1))
     assert not store.episodes.open(kind, "acme", day(2))
     assert store.episodes.open(kind, "other", day(2))
-    assert store.episodes.is_open(kind, "acme")
+    assert episode_open(store, kind, "acme")
     assert store.episodes.close(kind, "acme")
     assert not store.episodes.close(kind, "acme")
-    assert not store.episodes.is_open(kind, "acme")
-    assert store.episodes.is_open(kind, "other")
+    assert not episode_open(store, kind, "acme")
+    assert episode_open(store, kind, "other")
     assert store.episodes.open(kind, "acme", day(3))
 
 
@@ -754,7 +755,7 @@ def test_a_database_at_the_first_schema_upgrades_keeping_its_data(empty_db_url: 
     assert store.schema_version() == SCHEMA_HEAD
     assert [w.name for w in store.memory.watches()] == ["old"]
     assert store.memory.load("old").refresh == "2026-04-01"
-    assert store.memory.resume("old") == Resume()
+    assert resume(store, "old") == Resume()
     store.close()
 
 

@@ -45,10 +45,6 @@ class Episodes:
             )
             return bool(result.rowcount)
 
-    def is_open(self, kind: EventKind, subject: str) -> bool:
-        with self._db.read() as s:
-            return s.get(EpisodeRow, (kind.value, subject)) is not None
-
     def opened(self) -> set[tuple[str, str]]:
         """Every open episode as (kind, subject)."""
         with self._db.read() as s:

@@ -28,11 +28,6 @@ class Ledger:
         if credits or remaining is not None:
             s.add(CreditRow(at=at, watch=watch, credits=credits, remaining=remaining))
 
-    def record(self, at: datetime, credits: int, remaining: int | None) -> None:
-        """A ledger line outside a watch's poll."""
-        with self._db.write() as s:
-            s.add(CreditRow(at=at, watch=None, credits=credits, remaining=remaining))
-
     def spent(
         self, *, since: datetime, until: datetime | None = None, watch: str | None = None
     ) -> int:

@@ -60,10 +60,6 @@ class WatchMemory:
             resume = Resume(row.resume_page, row.resume_offset, row.resume_mark, row.resume_order)
             return row.has_baseline, row.refresh, resume
 
-    def resume(self, watch: str) -> Resume:
-        """Where the watch's unfinished change feed goes on (nothing pending by default)."""
-        return self.progress(watch)[2]
-
     def consecutive_failures(self, watch: str) -> int:
         with self._db.read() as s:
             row = s.get(WatchRow, watch)
