@@ -44,7 +44,7 @@ EVERY = 60
 LEASE = 10
 WINDOW = 40.0
 REPLICAS = (1, 2, 3)
-SPREAD_DEADLINE = 180.0
+SPREAD_DEADLINE = 600.0
 
 
 def _config(sim: SimHandle, url: str, folder: Path) -> Path:
@@ -84,10 +84,26 @@ def _child_id(pid: int) -> str:
 
 
 def _run(sim: SimHandle, url: str, folder: Path, count: int) -> dict[str, object]:
+    children: list[tuple[subprocess.Popen[bytes], Path]] = []
+    try:
+        return _measure(sim, url, folder, count, children)
+    finally:
+        for proc, _ in children:  # a failed run leaves no replica behind
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(30)
+
+
+def _measure(
+    sim: SimHandle,
+    url: str,
+    folder: Path,
+    count: int,
+    children: list[tuple[subprocess.Popen[bytes], Path]],
+) -> dict[str, object]:
     path = _config(sim, url, folder)
     seed_baselines(path, sim)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TRENDTRACK_API_KEY": ""}
-    children = []
     for n in range(count):
         out = folder / f"replica{n}.json"
         log = (folder / f"replica{n}.log").open("wb")
@@ -107,7 +123,11 @@ def _run(sim: SimHandle, url: str, folder: Path, count: int) -> dict[str, object
         if sum(held[i] for i in ids) == WATCHES and all(held[i] >= share - 1 for i in ids):
             break
         if time.monotonic() > deadline:
-            raise SystemExit(f"leases did not spread in {SPREAD_DEADLINE:.0f}s: {dict(held)}")
+            logs = "".join(
+                (folder / f"replica{n}.log").read_text("utf-8", "replace")[-1500:]
+                for n in range(count)
+            )
+            raise SystemExit(f"leases did not spread in {SPREAD_DEADLINE:.0f}s: {held}\n{logs}")
         time.sleep(0.5)  # a benchmark may wait: polling the lease table
     window_start = time.time()
     time.sleep(WINDOW)

@@ -16,6 +16,7 @@ from sqlmodel import create_engine
 from watcher.config import load_settings
 from watcher.replicas import Replica, default_replica_id, plan_share
 from watcher.store import AsyncStore, Store
+from watcher.store.leases import Leases, replica_lease
 
 W = [f"w{n}" for n in range(10)]
 
@@ -172,3 +173,29 @@ def test_state_lease_and_replica_id_are_read_from_the_config(tmp_path: Path) -> 
     path.write_text(base + "state: {lease: 2s, replica_id: node-1}\n", "utf-8")
     state = load_settings(path, {}).state
     assert (state.lease, state.replica_id) == (timedelta(seconds=2), "node-1")
+
+
+def test_once_refuses_to_run_beside_live_replicas(db_url: str, tmp_path: Path) -> None:
+    """`watcher once` beside running replicas (a live heartbeat lease) exits 1 and says
+    why, before it polls or sends anything."""
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from watcher.cli import cli  # noqa: PLC0415
+
+    path = tmp_path / "watches.yaml"
+    path.write_text(
+        "version: 1\n"
+        'api: {base_url: "http://127.0.0.1:9", api_key: k, timeout_seconds: 0.5}\n'
+        f'state: {{database: "{db_url}"}}\n'
+        "watches:\n  - {name: a, hashtag: x}\n",
+        "utf-8",
+    )
+    store = Store(db_url)
+    try:
+        Leases(store, "node-1", timedelta(seconds=30)).take([replica_lease("node-1")])
+        result = CliRunner().invoke(cli, ["-c", str(path), "once"])
+        assert result.exit_code == 1
+        assert "replicas are running on this database (node-1)" in result.output
+        assert "does not start" in result.output
+    finally:
+        store.close()

@@ -75,6 +75,7 @@ def run(ctx: click.Context) -> None:
 def once(ctx: click.Context, watches: tuple[str, ...], dry_run: bool) -> None:
     """Poll the named (default: all) watches once, deliver their alerts, exit."""
     from watcher import app, dblock
+    from watcher.store.leases import refuse_beside_replicas
 
     settings = app.settings_from(ctx.obj["config"])
     chosen = app.select_watches(settings, watches)
@@ -83,6 +84,8 @@ def once(ctx: click.Context, watches: tuple[str, ...], dry_run: bool) -> None:
     try:
         store = app.open_store(settings)
         try:
+            if not dry_run:  # on PostgreSQL, running replicas play the part of the lock
+                refuse_beside_replicas(store, "`watcher once`")
             result = asyncio.run(app.poll_once(settings, store, chosen, dry_run=dry_run))
             renderer = app.renderer_for(settings) if dry_run else None
             app.print_outcomes(result, sys.stdout, renderer)

@@ -42,6 +42,10 @@ REPLICA = "replica:"
 _CHUNK = 500
 
 
+class ReplicasRunning(StoreError):
+    """Replicas hold live leases on this database: a process beside them would double up."""
+
+
 class LeaseLost(StoreError):
     """Another replica holds the lease this write needed; nothing was written."""
 
@@ -240,3 +244,16 @@ def claim_meta(store: Store, key: str, value: str) -> bool:
     ).returning(table.c.key)
     with store.db.write() as s:
         return s.connection().execute(upsert).first() is not None
+
+
+def refuse_beside_replicas(store: Store, purpose: str) -> None:
+    """Raise ``ReplicasRunning`` if any replica's heartbeat is live: ``purpose`` (e.g.
+    `watcher once`) would poll and send beside them, the same alerts twice."""
+    running = sorted(v.name.removeprefix(REPLICA) for v in leases(store, REPLICA) if v.live)
+    if running:
+        raise ReplicasRunning(
+            f"{len(running)} `watcher run` replicas are running on this database "
+            f"({', '.join(running[:3])}{', ...' if len(running) > 3 else ''}); {purpose} "
+            "would poll and send beside them, so it does not start. Stop them first "
+            "(`watcher once --dry-run` works beside them)."
+        )
