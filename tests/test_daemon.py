@@ -300,3 +300,25 @@ async def test_every_poll_logs_one_line_with_its_figures(
     assert (record.__dict__["watch"], record.__dict__["outcome"]) == ("b", "paused")
     for field in ("items", "events", "credits", "duration_ms"):
         assert hasattr(record, field)
+
+
+async def test_a_rebalance_takes_back_released_watches_and_reports_them(daemon: Daemon) -> None:
+    """Watches whose leases were given up are taken again at the next step, their jobs
+    rescheduled from their last poll, and /metrics and /healthz say what is held."""
+    await daemon.replica.leave()
+    assert not daemon.replica.holds("a")
+    await daemon._rebalance()
+    assert daemon.replica.holds("a")
+    assert daemon.replica.delivers()
+    job = daemon.scheduler.get_job("a")
+    assert job is not None
+    assert job.next_run_time is not None
+    text = daemon.metrics.render().decode()
+    assert 'watcher_watch_held{watch="a"} 1.0' in text
+    assert "watcher_outbox_held 1.0" in text
+    assert daemon.health.replica == {
+        "id": daemon.replica.id,
+        "watches_held": 2,
+        "delivers": True,
+        "replicas": 1,
+    }
