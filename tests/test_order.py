@@ -185,3 +185,13 @@ def test_past_the_result_window_nothing_is_asked() -> None:
     found, requests = drive(before, now)
     assert all(int(r.split("x")[0]) * int(r.split("x")[1]) <= 10_000 for r in requests)
     assert found.missing == []
+
+
+@pytest.mark.parametrize(
+    ("rows", "depth"), [(0, 2), (20, 2), (32, 2), (33, 3), (64, 3), (65, 4), (400, 6), (10**6, 8)]
+)
+def test_identity_probes_grow_with_the_active_ads(rows: int, depth: int) -> None:
+    """3 probes up to 32 ads, a level more per doubling (8 to 16 ads between probes)."""
+    from watcher.planner.newest import verify_depth  # noqa: PLC0415  # one helper, here only
+
+    assert verify_depth(rows) == depth

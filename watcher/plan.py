@@ -43,9 +43,10 @@ So a watch's poll is planned in three gates and three reads:
         hours), so a new item and a removal below the band never cancel unseen.
      b. its active ads (``status=active&type=ad``): a stop leaves this list, a resume
         joins it, both at a position fixed by ``publishedAt``. Since a stop and a resume
-        in one refresh cancel in the count, three identity probes (its quarter points)
-        are made even when the count did not move; a pair is then found from the shift
-        of the rows between them.
+        in one refresh cancel in the count, identity probes are made even when the
+        count did not move (its quarter points up to 32 ads, one more level per doubling
+        past it, so 8 to 16 ads between two probes); a pair is then found from the
+        shift of the rows between them.
      c. its pinned items, ``pinned: yes`` in a ``POST /query`` body (the documented
         place of ``pinned``): read whole whenever the count or the memory has any (a
         profile pins at most three, and a new pin that evicts an old one leaves the
@@ -65,7 +66,7 @@ So a watch's poll is planned in three gates and three reads:
      What counts and shifts cannot tell: an insertion and a deletion (or a stop and a
      resume) inside one segment between two probes, e.g. side by side. For the scope
      that needs a removal (rare) next to a new item in the band; for active ads, a stop
-     and a resume both within one quarter of the list. Catching every such pair needs
+     and a resume with no probe between them. Catching every such pair needs
      every row of the list read (a full reread of the ads, the cost this strategy
      avoids): measured recall is in the README.
 3. **Follow-ups**: new items below a metric filter (``min_views``) are re-read one by one

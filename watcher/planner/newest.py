@@ -37,6 +37,7 @@ VERIFY = 2
 """Levels of identity probes in the active-ads list even when its count did not move:
 a stop and a resume in one refresh cancel in the count but shift the rows between them,
 so ``2**VERIFY - 1`` probes catch such a pair unless both fall between two probes."""
+MAX_VERIFY = 8
 
 
 class Capped(Exception):  # a control-flow signal, not an error
@@ -58,6 +59,18 @@ class Reads:
             if listed:
                 self.listed.add(item.id)
                 self.delisted.discard(item.id)
+
+
+def verify_depth(rows: int) -> int:
+    """Levels of identity probes for an active-ads list of ``rows``: ``VERIFY`` up to 32
+    rows, one more level per doubling past it (so 8 to 16 ads between two probes), at
+    most ``MAX_VERIFY``: the more ads, the more stop-and-resume pairs in one refresh."""
+    depth = VERIFY
+    size = 32
+    while rows > size and depth < MAX_VERIFY:
+        depth += 1
+        size *= 2
+    return depth
 
 
 def stored_order(state: WatchState) -> list[Row]:
@@ -191,7 +204,8 @@ class NewestOrder:
         if active is not None:
             stored = in_order([r for r in current.values() if self._is_active_ad(r.id)])
             count = yield from self._count(active)
-            found = yield from reconcile(stored, count, self._reader(active), verify=VERIFY)
+            depth = verify_depth(len(stored))
+            found = yield from reconcile(stored, count, self._reader(active), verify=depth)
             self._absorb(found, listed=True)
             self.out.delisted |= yield from self._confirm(found.missing)
         yield from self._pins()
