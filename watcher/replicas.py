@@ -185,7 +185,7 @@ class Replica:
         self.watches = mine
         if got or plan.release:
             logger.info(
-                "replica %s: holds %d watches (took %d, released %d) of %d, %d replicas%s",
+                "replica %s: holds %d watches (took %d, released %d) of %d; %d live replica(s)%s",
                 self.id,
                 len(mine),
                 len(got),
