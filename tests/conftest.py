@@ -108,3 +108,12 @@ def new_db_url(engine: str, request: pytest.FixtureRequest, tmp_path: Path) -> I
     yield make
     for name in made if server is not None else ():
         server.drop_database(name)
+
+
+@pytest.fixture
+def two_stores(db_url: str) -> Iterator[tuple[Store, Store]]:
+    """Two stores over one fresh database, as two replicas (or processes) would hold."""
+    a, b = Store(db_url), Store(db_url)
+    yield a, b
+    a.close()
+    b.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -36,18 +35,10 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-def stores(db_url: str) -> Iterator[tuple[Store, Store]]:
-    a, b = Store(db_url), Store(db_url)
-    yield a, b
-    a.close()
-    b.close()
-
-
-def test_a_lease_goes_to_one_holder_until_it_expires(stores: tuple[Store, Store]) -> None:
+def test_a_lease_goes_to_one_holder_until_it_expires(two_stores: tuple[Store, Store]) -> None:
     """A takes a name; B can't while A's lease runs, and takes it once it has expired.
     A's renewal then no longer returns it, and A's fence refuses A's write."""
-    a, b = stores
+    a, b = two_stores
     short = timedelta(seconds=0.5)
     la, lb = Leases(a, "A", short), Leases(b, "B", short)
     assert la.take([watch_lease("w1"), OUTBOX]) == {watch_lease("w1"), OUTBOX}
@@ -66,9 +57,9 @@ def test_a_lease_goes_to_one_holder_until_it_expires(stores: tuple[Store, Store]
     assert views[watch_lease("w2")].holder == "B"
 
 
-def test_renewing_keeps_a_lease_past_its_first_expiry(stores: tuple[Store, Store]) -> None:
+def test_renewing_keeps_a_lease_past_its_first_expiry(two_stores: tuple[Store, Store]) -> None:
     """A holder that renews keeps its leases: the other never gets them."""
-    a, b = stores
+    a, b = two_stores
     short = timedelta(seconds=0.6)
     la, lb = Leases(a, "A", short), Leases(b, "B", short)
     la.take([watch_lease("w")])
@@ -79,10 +70,10 @@ def test_renewing_keeps_a_lease_past_its_first_expiry(stores: tuple[Store, Store
         time.sleep(0.1)  # renewing at a pace well inside the lease, for 1.5 s
 
 
-def test_racing_takers_split_the_names_without_overlap(stores: tuple[Store, Store]) -> None:
+def test_racing_takers_split_the_names_without_overlap(two_stores: tuple[Store, Store]) -> None:
     """Two replicas taking the same 600 names at the same instant (two threads, two
     connections): every name is won exactly once."""
-    a, b = stores
+    a, b = two_stores
     names = [watch_lease(f"w{n}") for n in range(600)]
     won: dict[str, set[str]] = {}
     start = threading.Barrier(2)
@@ -102,10 +93,10 @@ def test_racing_takers_split_the_names_without_overlap(stores: tuple[Store, Stor
     assert {n for n, h in holders.items() if h == "A"} == won["A"]
 
 
-def test_release_frees_names_for_others_at_once(stores: tuple[Store, Store]) -> None:
+def test_release_frees_names_for_others_at_once(two_stores: tuple[Store, Store]) -> None:
     """A released lease is free for another replica without waiting for it to expire;
     releasing someone else's lease does nothing."""
-    a, b = stores
+    a, b = two_stores
     la, lb = Leases(a, "A", LEASE), Leases(b, "B", LEASE)
     la.take([watch_lease("x"), watch_lease("y"), OUTBOX])
     assert lb.release([watch_lease("x")]) == 0
@@ -115,9 +106,9 @@ def test_release_frees_names_for_others_at_once(stores: tuple[Store, Store]) -> 
     assert lb.take([OUTBOX]) == {OUTBOX}
 
 
-def test_live_replicas_count_unexpired_heartbeats(stores: tuple[Store, Store]) -> None:
+def test_live_replicas_count_unexpired_heartbeats(two_stores: tuple[Store, Store]) -> None:
     """Replicas are counted by their live heartbeat leases (at least one)."""
-    a, b = stores
+    a, b = two_stores
     la, lb = Leases(a, "A", LEASE), Leases(b, "B", timedelta(seconds=0.3))
     assert la.live_replicas() == 1
     la.take([replica_lease("A")])
@@ -129,10 +120,10 @@ def test_live_replicas_count_unexpired_heartbeats(stores: tuple[Store, Store]) -
         time.sleep(0.05)  # polling with a deadline for B's heartbeat to expire
 
 
-def test_a_fenced_poll_is_stored_only_by_the_watchs_holder(stores: tuple[Store, Store]) -> None:
+def test_a_fenced_poll_is_stored_only_by_the_watchs_holder(two_stores: tuple[Store, Store]) -> None:
     """apply_poll under a fence: stored for the holder, refused (nothing written) for a
     replica whose lease was taken over."""
-    a, b = stores
+    a, b = two_stores
     la, lb = Leases(a, "A", LEASE), Leases(b, "B", LEASE)
     a.fence, b.fence = la.fence, lb.fence
     la.take([watch_lease("w")])
@@ -168,9 +159,9 @@ def test_sqlite_leases_use_the_injected_clock(tmp_path: Path) -> None:
         store.close()
 
 
-def test_claim_meta_is_won_once_per_value(stores: tuple[Store, Store]) -> None:
+def test_claim_meta_is_won_once_per_value(two_stores: tuple[Store, Store]) -> None:
     """Of replicas deciding the same fact, one changes it: it alone alerts."""
-    a, b = stores
+    a, b = two_stores
     assert claim_meta(a, "config.rejected_version", "v1")
     assert not claim_meta(b, "config.rejected_version", "v1")
     assert claim_meta(b, "config.rejected_version", "v2")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -77,18 +76,10 @@ class Mono:
         return self.now
 
 
-@pytest.fixture
-def two(db_url: str) -> Iterator[tuple[Store, Store]]:
-    a, b = Store(db_url), Store(db_url)
-    yield a, b
-    a.close()
-    b.close()
-
-
-def test_two_replicas_split_the_watches_and_one_delivers(two: tuple[Store, Store]) -> None:
+def test_two_replicas_split_the_watches_and_one_delivers(two_stores: tuple[Store, Store]) -> None:
     """A first replica takes every watch and the outbox; a second joins: the first sheds
     to its share, the second takes the rest; only one of them delivers."""
-    a, b = two
+    a, b = two_stores
     ra = Replica(AsyncStore(a), timedelta(seconds=30), "A")
     rb = Replica(AsyncStore(b), timedelta(seconds=30), "B")
     ra.start(W)
@@ -106,12 +97,12 @@ def test_two_replicas_split_the_watches_and_one_delivers(two: tuple[Store, Store
 
 
 def test_a_replica_that_stops_renewing_stops_polling_and_is_taken_over(
-    two: tuple[Store, Store],
+    two_stores: tuple[Store, Store],
 ) -> None:
     """A replica whose lease ran out by its own monotonic clock holds nothing it may use;
     once the lease has expired in the database, the other takes its watches and the
     outbox; its later renewal says it lost them."""
-    a, b = two
+    a, b = two_stores
     lease = timedelta(seconds=0.4)
     mono = Mono()
     ra = Replica(AsyncStore(a), lease, "A", monotonic=mono)
@@ -134,9 +125,9 @@ def test_a_replica_that_stops_renewing_stops_polling_and_is_taken_over(
     assert not ra.outbox
 
 
-def test_leaving_hands_everything_over_at_once(two: tuple[Store, Store]) -> None:
+def test_leaving_hands_everything_over_at_once(two_stores: tuple[Store, Store]) -> None:
     """A clean stop releases every lease: the other takes over at its next step."""
-    a, b = two
+    a, b = two_stores
     ra = Replica(AsyncStore(a), timedelta(seconds=30), "A")
     rb = Replica(AsyncStore(b), timedelta(seconds=30), "B")
     ra.start(W)
