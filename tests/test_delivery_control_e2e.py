@@ -27,14 +27,22 @@ from tests.test_daemon_e2e import (
     tiktok_id_of,
     yaml_config,
 )
+from watcher.simulator.params import WorldParams
 from watcher.simulator.testing import SimHandle, running_simulator
 from watcher.store import Store
 
 
 @pytest.fixture(scope="module")
 def sim() -> Iterator[SimHandle]:
+    """A world where only new items appear on their own: at a simulated day every few
+    seconds, the default world stops, resumes and pins the staged ad within the minutes a
+    quiet window lasts, and each such change is one more message carrying its id (CI saw
+    the digest notifier get the new ad, then its resume)."""
+    calm = WorldParams(
+        stop_rate=0.0, resume_rate=0.0, pin_rate=0.0, unpin_rate=0.0, remove_rate=0.0
+    )
     with running_simulator(
-        seed=7, speed=SPEED, api_keys=KEYS, rate_limit=100_000, credits=1_000_000
+        seed=7, speed=SPEED, api_keys=KEYS, rate_limit=100_000, credits=1_000_000, params=calm
     ) as handle:
         yield handle
 
