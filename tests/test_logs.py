@@ -16,6 +16,7 @@ from watcher.logs import (
     TextFormatter,
     clear_secrets,
     redact,
+    register_public_names,
     register_secret,
     register_secrets,
     register_url,
@@ -189,6 +190,18 @@ def test_a_notifier_urls_token_parts_are_registered_but_not_its_words_or_domain(
     assert redact("token s3cr3tWebhookPath on hooks.example.com for hook") == (
         "token *** on hooks.example.com for hook"
     )
+
+
+def test_a_url_part_that_names_a_notifier_or_watch_stays_readable() -> None:
+    """The shipped config's ``json://localhost:8089/marketing`` for the notifier
+    ``marketing``: its log lines said ``***[0]: delivery failed``. A part equal to a name
+    the config gives in the clear is no credential; the URL itself and its other parts
+    stay masked."""
+    register_public_names(["marketing", "acme-shop"])
+    register_url("json://localhost:8089/marketing/acme-shop/s3cr3tWebhookPath")
+    line = "marketing[0] for acme-shop: json://localhost:8089/marketing/acme-shop/s3cr3tWebhookPath"
+    assert redact(line) == "marketing[0] for acme-shop: ***"
+    assert redact("token s3cr3tWebhookPath") == "token ***"
 
 
 def test_noisy_libraries_are_quiet_unless_verbose() -> None:

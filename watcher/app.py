@@ -14,7 +14,7 @@ from typing import TextIO
 from watcher.channels import TEXT, clean
 from watcher.config import ExternalChecks, Settings, Watch, load_settings
 from watcher.errors import ConfigError, ConfigProblem, PollCrashed
-from watcher.logs import register_secret, register_url
+from watcher.logs import register_public_names, register_secret, register_url
 from watcher.notify import url_problem
 from watcher.outbox import FlushReport, Outbox
 from watcher.planner import Outcome
@@ -38,7 +38,8 @@ def settings_from(path: Path, env: Mapping[str, str] | None = None) -> Settings:
 
 def register_settings_secrets(settings: Settings) -> None:
     """The API key, every notifier URL, the dashboard token and the database password
-    never reach a log line."""
+    never reach a log line; the names of notifiers and watches stay readable."""
+    register_public_names([*settings.notifiers, *(w.name for w in settings.watches)])
     key = settings.api.api_key.get_secret_value() if settings.api.api_key else None
     register_secret(key)
     for notifier in settings.notifiers.values():

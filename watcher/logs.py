@@ -109,6 +109,15 @@ def register_secrets(values: Iterable[str | None]) -> None:
 
 
 _MIN_URL_PART_LENGTH = 8  # a URL's short parts are words (``hook``, ``ops``), not tokens
+_public: set[str] = set()
+
+
+def register_public_names(names: Iterable[str]) -> None:
+    """Names the config gives in the clear (notifiers, watches): a URL part equal to one
+    is no credential, so ``json://host/marketing`` leaves the notifier ``marketing``
+    readable in every log line (the whole URL stays masked)."""
+    with _secrets_lock:
+        _public.update(names)
 
 
 def url_secrets(url: str) -> list[str]:
@@ -123,7 +132,10 @@ def url_secrets(url: str) -> list[str]:
         candidates += [value for _, value in parse_qsl(parts.query)]
     except ValueError:
         return [url]
-    return [url, *(c for c in candidates if len(c) >= _MIN_URL_PART_LENGTH)]
+    return [
+        url,
+        *(c for c in candidates if len(c) >= _MIN_URL_PART_LENGTH and c not in _public),
+    ]
 
 
 def register_url(url: str) -> None:
@@ -136,6 +148,7 @@ def clear_secrets() -> None:
     global _secrets_re  # noqa: PLW0603 - see register_secret
     with _secrets_lock:
         _secrets.clear()
+        _public.clear()
         _secrets_re = None
 
 
