@@ -73,6 +73,14 @@ def verify_depth(rows: int) -> int:
     return depth
 
 
+def affordable_depth(budget: int) -> int:
+    """The most levels of identity probes that cost at most half of what the poll may
+    still spend. A capped refresh is redone from the start at the next poll (what it read
+    is kept), so probes that alone pass ``max_credits_per_poll`` would cap every poll
+    forever; bounded, they leave room for the bisections that make progress."""
+    return max(0, (budget // 2 + 1).bit_length() - 1)
+
+
 def stored_order(state: WatchState) -> list[Row]:
     """The watch's stored ``newest`` order: every listed item with a ``publishedAt``."""
     return in_order(
@@ -204,7 +212,7 @@ class NewestOrder:
         if active is not None:
             stored = in_order([r for r in current.values() if self._is_active_ad(r.id)])
             count = yield from self._count(active)
-            depth = verify_depth(len(stored))
+            depth = min(verify_depth(len(stored)), affordable_depth(self.budget()))
             found = yield from reconcile(stored, count, self._reader(active), verify=depth)
             self._absorb(found, listed=True)
             self.out.delisted |= yield from self._confirm(found.missing)
