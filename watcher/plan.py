@@ -55,13 +55,14 @@ So a watch's poll is planned in three gates and three reads:
         of other shops dropped; near-miss handles are read and dropped too.
 
      A stored row a list no longer holds is looked up by id (1 credit): stopped,
-     unpinned, or removed (404). A probe that contradicts the stored order (a known row
-     outside its segment, a row whose ``publishedAt`` it shares with others when ties
-     may come back in any order) makes the segment read whole: a scan of the affected
-     range, never a guess. The result window (``page x limit`` <= 10,000) is respected:
-     rows past it are neither read nor judged. A refresh whose reconcile is cut by the
-     cap keeps every row it read (so the stored order moves on) and is done again at
-     the next poll.
+     unpinned, or removed (404). Ties (rows sharing a ``publishedAt``) may come back in
+     any order: probes step off them, and one that lands on a tied row reads outwards
+     to an untied known row on each side, a scan of the affected range (about twice
+     the ties); a probe that contradicts the stored order (a known row outside its
+     segment) makes the segment read whole, never a guess. The result window
+     (``page x limit`` <= 10,000) is respected: rows past it are neither read nor
+     judged. A refresh whose reconcile is cut by the cap keeps every row it read (so
+     the stored order moves on) and is done again at the next poll.
 
      What counts and shifts cannot tell: an insertion and a deletion (or a stop and a
      resume) inside one segment between two probes, e.g. side by side. For the scope

@@ -10,10 +10,14 @@ taken as unchanged; a longer or shorter one is split at a probe (``page=p&limit=
 credit) in its middle, and read whole once it is short. So ``k`` changes in a list of
 ``n`` rows cost about ``k * log2(n / k)`` probes plus the short segments read.
 
-A probe that contradicts the stored order (a known row outside its segment: a tie order
-that differs between reads, a row where it can't be) makes the whole segment read, never
-a guess. What a length can't tell (an insertion and a deletion inside one segment) is
-the caller's to rule out with other lists (see ``watcher.plan``).
+Rows sharing a ``publishedAt`` may come back in any order (``--unstable-ties``), so a
+tied row says nothing of where its ties stand: probes step off them to the nearest
+untied row, and a probe that lands on one anyway reads outwards to an untied known row
+on each side (about twice the ties, not the segment), bisecting on from those. A probe
+that contradicts the stored order (a known row outside its segment, a row where it can't
+be) makes the whole segment read, never a guess. What a length can't tell (an insertion
+and a deletion inside one segment) is the caller's to rule out with other lists (see
+``watcher.plan``).
 """
 
 from __future__ import annotations
@@ -83,6 +87,26 @@ def _tied(stored: Sequence[Row], lo: int, hi: int, item: Item) -> bool:
     return any(r.id != item.id for r in stored[first : first + 2] if r.key[0] == stamp)
 
 
+def untied_middle(stored: Sequence[Row], s_lo: int, s_hi: int, n_len: int) -> int:
+    """The offset in a segment to probe: its middle, or the nearest offset whose stored
+    row shares its ``publishedAt`` with neither neighbour. A tied row may come back
+    anywhere among its ties, so a probe landing on one proves nothing and costs the
+    segment's read; an untied one, where nothing changed, comes back where it was."""
+    middle = n_len // 2
+    width = min(s_hi - s_lo, n_len)
+    for step in range(width):
+        for offset in (middle - step, middle + step):
+            if 0 <= offset < width and untied_at(stored, s_lo + offset):
+                return offset
+    return middle
+
+
+def untied_at(stored: Sequence[Row], at: int) -> bool:
+    """Whether the stored row at ``at`` shares its ``publishedAt`` with neither neighbour."""
+    stamp = stored[at].key[0]
+    return all(not 0 <= n < len(stored) or stored[n].key[0] != stamp for n in (at - 1, at + 1))
+
+
 def covering(lo: int, hi: int) -> list[tuple[int, int]]:
     """The (page, limit) requests that read rows ``lo`` to ``hi - 1`` (0-based) with
     fewest rows: one page when some limit up to 50 covers the range, else pages of 50."""
@@ -108,6 +132,7 @@ def reconcile(  # noqa: PLR0915  # one bisection loop, read top to bottom
     index = {row.id: n for n, row in enumerate(stored)}
     seen: set[str] = set()
     doubtful: list[tuple[int, int]] = []
+    by_position: dict[int, Item] = {}
     stack = [(0, len(stored), 0, total, verify)]
 
     def take(rows: Sequence[Item]) -> None:
@@ -117,16 +142,70 @@ def reconcile(  # noqa: PLR0915  # one bisection loop, read top to bottom
             if item.id not in index and all(i.id != item.id for i in found.inserted):
                 found.inserted.append(item)
 
-    def read_range(lo: int, hi: int) -> Generator[Request, object, list[Item]]:
-        rows: list[Item] = []
+    def read_at(lo: int, hi: int) -> Generator[Request, object, dict[int, Item]]:
+        """Rows ``lo`` to ``hi - 1`` by position (the list holds still during a poll, so
+        rows already read at their position are not paid for twice)."""
         hi = min(hi, WINDOW)
-        if lo >= hi:
-            return rows
-        for page, limit in covering(lo, hi):
-            got = yield from read(page, limit)
-            rows.extend(got)
-        take(rows)
+        unread = [n for n in range(lo, hi) if n not in by_position]
+        if unread:
+            for page, limit in covering(unread[0], unread[-1] + 1):
+                got = yield from read(page, limit)
+                by_position.update(enumerate(got, start=(page - 1) * limit))
+        rows = {n: by_position[n] for n in range(lo, hi) if n in by_position}
+        take(list(rows.values()))
         return rows
+
+    def read_range(lo: int, hi: int) -> Generator[Request, object, list[Item]]:
+        return list((yield from read_at(lo, hi)).values())
+
+    def around_tie(
+        s_lo: int, s_hi: int, n_lo: int, n_hi: int, middle: int, row: Item
+    ) -> Generator[Request, object, tuple[int, int, int, int] | None]:
+        """A probe met a row whose ``publishedAt`` others share, so it may stand anywhere
+        among them: read outwards from it (as many rows as its ties and one more on each
+        side, then doubling) to the nearest untied known row on each side, or the
+        segment's end. Returns those two anchors as (stored index, new position), an end
+        being (``s_lo - 1``, ``n_lo - 1``) or (``s_hi``, ``n_hi``); None where reading the
+        segment whole costs about as much, or the rows read contradict the stored order
+        (the caller then reads the segment)."""
+        assert row.published_at is not None  # noqa: S101  # _tied said so
+        stamp = -row.published_at.timestamp()
+        ties = sum(1 for r in stored[s_lo:s_hi] if r.key[0] == stamp)
+        tied = sum(not untied_at(stored, n) for n in range(s_lo, s_hi))
+        if 2 * tied > s_hi - s_lo:
+            return None  # mostly ties: any probe lands on one; the segment is read whole
+        end = min(n_hi, WINDOW)  # rows past the result window can't be read
+        reach = ties + 1
+        while True:
+            lo, hi = max(n_lo, middle - reach), min(end, middle + reach + 1)
+            if 2 * (hi - lo) > n_hi - n_lo:
+                return None  # about the segment's size: reading it whole costs no more
+            got = yield from read_at(lo, hi)
+            above = [n for n in range(middle - 1, lo - 1, -1) if anchor(got.get(n), s_lo, s_hi)]
+            below = [n for n in range(middle + 1, hi) if anchor(got.get(n), s_lo, s_hi)]
+            top = (index[got[above[0]].id], above[0]) if above else None
+            bottom = (index[got[below[0]].id], below[0]) if below else None
+            if top is None and lo == n_lo:
+                top = (s_lo - 1, n_lo - 1)
+            if bottom is None and hi == n_hi:
+                bottom = (s_hi, n_hi)
+            if top is not None and bottom is not None:
+                break
+            if lo == n_lo and hi == end:
+                return None
+            reach *= 2
+        between = [got[n] for n in range(top[1] + 1, bottom[1]) if n in got]
+        known = [index[i.id] for i in between if i.id in index]
+        if top[0] >= bottom[0] or any(not top[0] < k < bottom[0] for k in known):
+            return None  # a row read between them stood elsewhere: the order is wrong here
+        return top[0], top[1], bottom[0], bottom[1]
+
+    def anchor(item: Item | None, s_lo: int, s_hi: int) -> bool:
+        return (
+            item is not None
+            and s_lo <= index.get(item.id, -1) < s_hi
+            and not _tied(stored, s_lo, s_hi, item)
+        )
 
     while stack:
         s_lo, s_hi, n_lo, n_hi, depth = stack.pop()
@@ -143,7 +222,7 @@ def reconcile(  # noqa: PLR0915  # one bisection loop, read top to bottom
             yield from read_range(n_lo, n_hi)
             doubtful.append((s_lo, s_hi))
             continue
-        middle = n_lo + n_len // 2
+        middle = n_lo + untied_middle(stored, s_lo, s_hi, n_len)
         if forced and first is not None and 0 < first < n_hi:
             middle = first
         elif n_lo == 0 and 0 < n_len - s_len < n_len - 1 and s_lo < len(stored):
@@ -161,11 +240,21 @@ def reconcile(  # noqa: PLR0915  # one bisection loop, read top to bottom
         at = index.get(row.id)
         if _tied(stored, s_lo, s_hi, row):
             # Rows sharing its publishedAt may come back in any order: where it stands
-            # says nothing of the others. Read the segment (to the window) instead.
+            # says nothing of the others. Read around it to untied rows on both sides;
+            # what lies between them is read, the rest bisected as usual.
             found.contradictions += 1
-            yield from read_range(n_lo, n_hi)
-            if n_hi <= WINDOW:
-                doubtful.append((s_lo, s_hi))
+            anchors = yield from around_tie(s_lo, s_hi, n_lo, n_hi, middle, row)
+            if anchors is None:
+                yield from read_range(n_lo, n_hi)
+                if n_hi <= WINDOW:
+                    doubtful.append((s_lo, s_hi))
+                continue
+            a_at, a_pos, b_at, b_pos = anchors
+            doubtful.append((a_at + 1, b_at))
+            if a_at >= s_lo:
+                stack.append((s_lo, a_at, n_lo, a_pos, depth - 1))
+            if b_at < s_hi:
+                stack.append((b_at + 1, s_hi, b_pos + 1, n_hi, depth - 1))
             continue
         if at is None:
             split = s_lo
