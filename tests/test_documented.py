@@ -254,7 +254,7 @@ def test_the_baseline_reads_the_scope_once_then_never_whole() -> None:
 
 
 def test_identity_probes_never_cap_a_quiet_refresh_by_themselves() -> None:
-    """400 active ads want 63 identity probes; with ``max_credits_per_poll: 10`` they are
+    """400 active ads want 127 identity probes; with ``max_credits_per_poll: 10`` they are
     cut to what half the poll's remaining credits pay for, so a quiet refresh completes
     in one poll. (Uncut, every poll was capped and redone from the start: forever.)"""
     many = tuple(item(n) for n in range(1, 401))
@@ -267,7 +267,7 @@ def test_identity_probes_never_cap_a_quiet_refresh_by_themselves() -> None:
         moves=True,
         items={i.id: remembered(i) for i in many},
     )
-    for cap, probes in ((10, 3), (200, 63), (1_000, 63)):
+    for cap, probes in ((10, 3), (200, 63), (1_000, 127)):
         library = Library(many, updated_after=False)
         capped = replace(watch(), max_credits_per_poll=cap)
         done = run(

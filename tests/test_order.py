@@ -260,10 +260,12 @@ def test_past_the_result_window_nothing_is_asked() -> None:
 
 
 @pytest.mark.parametrize(
-    ("rows", "depth"), [(0, 2), (20, 2), (32, 2), (33, 3), (64, 3), (65, 4), (400, 6), (10**6, 8)]
+    ("rows", "depth"),
+    [(0, 2), (20, 2), (32, 2), (33, 3), (64, 3), (65, 5), (128, 5), (129, 6), (400, 7), (10**6, 9)],
 )
 def test_identity_probes_grow_with_the_active_ads(rows: int, depth: int) -> None:
-    """3 probes up to 32 ads, a level more per doubling (8 to 16 ads between probes)."""
+    """3 probes up to 32 ads, a level more per doubling (8 to 16 ads between probes), one
+    more past 64 ads (4 to 8 between probes), at most 9 levels."""
     from watcher.planner.newest import verify_depth  # noqa: PLC0415  # one helper, here only
 
     assert verify_depth(rows) == depth

@@ -45,8 +45,9 @@ So a watch's poll is planned in three gates and three reads:
         joins it, both at a position fixed by ``publishedAt``. Since a stop and a resume
         in one refresh cancel in the count, identity probes are made even when the
         count did not move (its quarter points up to 32 ads, one more level per doubling
-        past it, so 8 to 16 ads between two probes); a pair is then found from the
-        shift of the rows between them.
+        past it, so 8 to 16 ads between two probes, and past 64 ads one level more: 4
+        to 8), never more than half of what the poll may still spend; a pair is then
+        found from the shift of the rows between them.
      c. its pinned items, ``pinned: yes`` in a ``POST /query`` body (the documented
         place of ``pinned``): read whole whenever the count or the memory has any (a
         profile pins at most three, and a new pin that evicts an old one leaves the
