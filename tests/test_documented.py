@@ -89,7 +89,7 @@ class Case:
 ACT = "status=active type=ad"
 PROBES = (f"newest desc 11x1 {ACT}", f"newest desc 16x1 {ACT}", f"newest desc 6x1 {ACT}")
 """The identity probes of the active ads (quarter points) a quiet list still gets."""
-QUIET = ("count", "newest desc 11x1", f"count {ACT}", *PROBES, "count pinned=yes")
+QUIET = ("count", "newest desc 1x1", f"count {ACT}", *PROBES, "count pinned=yes")
 STOPPED = {"status": ItemStatus.INACTIVE}
 NEW = {"indexed_at": REFRESH, "created_at": REFRESH}
 CASES = [
@@ -119,6 +119,7 @@ CASES = [
             "newest desc 7x1",
             "newest desc 5x1",
             "newest desc 2x2",
+            "newest desc 1x1",
             f"count {ACT}",
             f"newest desc 11x1 {ACT}",
             f"newest desc 17x1 {ACT}",
@@ -132,7 +133,7 @@ CASES = [
         scope(**{"12": STOPPED}),
         (
             "count",
-            "newest desc 11x1",
+            "newest desc 1x1",
             f"count {ACT}",
             f"newest desc 10x1 {ACT}",
             f"newest desc 15x1 {ACT}",
@@ -149,7 +150,7 @@ CASES = [
         scope(**{"15": STOPPED, "4": {"status": ItemStatus.ACTIVE}}),
         (
             "count",
-            "newest desc 11x1",
+            "newest desc 1x1",
             f"count {ACT}",
             f"newest desc 10x1 {ACT}",
             f"newest desc 15x1 {ACT}",
@@ -176,10 +177,11 @@ CASES = [
         tuple(i for i in SCOPE if i.id != "tiktok_9"),
         (
             "count",
-            "newest desc 10x1",
-            "newest desc 15x1",
-            "newest desc 13x1",
-            "newest desc 6x2",
+            "newest desc 1x1",
+            "newest desc 11x1",
+            "newest desc 16x1",
+            "newest desc 14x1",
+            "newest desc 3x5",
             "lookup 9",
             f"count {ACT}",
             f"newest desc 10x1 {ACT}",

@@ -109,10 +109,11 @@ CASES = [
         verify=2,
     ),
     Case(
-        "the same pair with a first probe below the band of new items: the shift shows",
+        "the same pair with a first probe below the band of new items: the row below the "
+        "band is found one down (36, then 35 itself), the shift shows",
         BIG,
         (*(n for n in BIG if n != 3), 50),
-        ("6x1", "24x1", "33x1", "37x1", "39x1", "38x1", "2x1", "1x1"),
+        ("6x1", "7x1", "24x1", "33x1", "37x1", "39x1", "38x1", "2x1", "1x1"),
         inserted=(50,),
         missing=(3,),
         first=5,
@@ -230,6 +231,40 @@ def test_with_ties_in_any_order_insertions_alone_and_deletions_alone_are_found_e
         read_rows += sum(int(r.split("x")[1]) for r in requests)
         listed += len(now)
     assert read_rows < share * listed
+
+
+def test_new_rows_in_the_band_never_cancel_a_deletion_below_it() -> None:
+    """Random lists (ties included, shuffled on the way back), one to three rows
+    inserted in the band (``first`` rows from the top; some tied with band rows), one row
+    deleted below it, no identity probes: the row below the band is probed where it
+    must now stand, so both are always found, even when the band holds fewer rows than
+    were inserted (a probe at ``first`` itself then lands among the new rows, and the
+    insertion and deletion below it cancelled)."""
+    for seed in range(800):
+        rng = random.Random(seed)
+        n = rng.randint(10, 300)
+        before = [item(k, published=rng.randint(0, 3 * n)) for k in range(1, n + 1)]
+        order = stored(*before)
+        band = rng.randint(1, n - 2)
+        edge = datetime.fromtimestamp(-order[band].key[0], UTC)  # the row below the band
+        latest = max(i.published_at or T0 for i in before)
+        deleted = {rng.choice(order[band:]).id}
+        new: list[Item] = []
+        for k in range(rng.randint(1, 3)):
+            at = edge + (latest - edge) * rng.uniform(0.01, 1.2)
+            if rng.random() < 0.3:  # tied with a row of the band
+                at = datetime.fromtimestamp(-rng.choice(order[:band]).key[0], UTC)
+            new.append(Item(id=f"tiktok_{20_000 + k}", published_at=at))
+        groups: dict[datetime, list[Item]] = {}
+        for i in [*(i for i in before if i.id not in deleted), *new]:
+            groups.setdefault(i.published_at or T0, []).append(i)
+        now: list[Item] = []
+        for stamp in sorted(groups, reverse=True):
+            rng.shuffle(groups[stamp])
+            now += groups[stamp]
+        found, _requests = drive(order, now, first=band)
+        assert {i.id for i in found.inserted} == {i.id for i in new}, seed
+        assert set(found.missing) == deleted, seed
 
 
 @pytest.mark.parametrize(

@@ -124,15 +124,18 @@ def reconcile(  # noqa: PLR0915  # one bisection loop, read top to bottom
 
     ``verify`` levels of segments are probed even when their length did not change (an
     identity check of their middle row), to catch an insertion and a deletion cancelling
-    inside a long segment. ``first`` is where the first probe goes (the row below the
-    band where new items can land): an insertion there and a deletion below it cancel in
-    the count, never in the shift of the rows between them.
+    inside a long segment. ``first`` is the stored index of the row right below the band
+    where new items can land: the segment holding it is probed where that row should
+    now be (below the insertions the count shows) until a probe finds it or its segment
+    is read, so an insertion in the band and a deletion below it cancel in the count,
+    never in the shift of the rows between them.
     """
     found = Found()
     index = {row.id: n for n, row in enumerate(stored)}
     seen: set[str] = set()
     doubtful: list[tuple[int, int]] = []
     by_position: dict[int, Item] = {}
+    edge = first if first is not None and 0 <= first < len(stored) else None
     stack = [(0, len(stored), 0, total, verify)]
 
     def take(rows: Sequence[Item]) -> None:
@@ -213,7 +216,7 @@ def reconcile(  # noqa: PLR0915  # one bisection loop, read top to bottom
         if n_len <= 0:
             doubtful.append((s_lo, s_hi))
             continue
-        forced = first is not None and (s_lo, n_lo) == (0, 0) and s_hi == len(stored)
+        forced = edge is not None and s_lo <= edge < s_hi
         if s_len == n_len and (depth <= 0 or n_len < 3) and not forced:
             continue
         if n_lo + n_len // 2 >= WINDOW:
@@ -223,13 +226,13 @@ def reconcile(  # noqa: PLR0915  # one bisection loop, read top to bottom
             doubtful.append((s_lo, s_hi))
             continue
         middle = n_lo + untied_middle(stored, s_lo, s_hi, n_len)
-        if forced and first is not None and 0 < first < n_hi:
-            middle = first
+        if forced and edge is not None:
+            # Where the row below the band is if every row the count adds landed above it.
+            middle = min(n_hi - 1, n_lo + (edge - s_lo) + max(0, n_len - s_len))
         elif n_lo == 0 and 0 < n_len - s_len < n_len - 1 and s_lo < len(stored):
             # Rows were inserted: new items land at the top, so first try "all of them
             # above the segment's first row" (exponential search from the top).
             middle = n_lo + (n_len - s_len)
-        first = None
         found.probes += 1
         rows = yield from read_range(middle, middle + 1)
         if not rows:  # the list is shorter than its count said: read the segment
@@ -238,6 +241,8 @@ def reconcile(  # noqa: PLR0915  # one bisection loop, read top to bottom
             continue
         row = rows[0]
         at = index.get(row.id)
+        if at is not None and at == edge:
+            edge = None  # found where it stands: the band is told apart from the rest
         if _tied(stored, s_lo, s_hi, row):
             # Rows sharing its publishedAt may come back in any order: where it stands
             # says nothing of the others. Read around it to untied rows on both sides;
