@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+
 from watcher.simulator.testing import SimHandle
 
 ITEM_EVENTS = "[new_ad, new_video, pinned, unpinned, ad_stopped, ad_resumed]"
@@ -110,3 +112,36 @@ def changed_rows(truth: Iterable[Mapping[str, object]], targets: Sequence[Target
             if target.covers(change):
                 rows.add((target.name, str(change["itemId"])))
     return len(rows)
+
+
+@dataclass(frozen=True)
+class WorldLists:
+    """What ``/_sim/world`` lists: its shops, profiles and hashtags."""
+
+    shops: list[dict[str, object]]
+    profiles: list[dict[str, object]]
+    hashtags: list[str]
+
+
+def world_lists(sim: SimHandle) -> WorldLists:
+    """The simulator's shops, profiles and hashtags, checked to be lists."""
+    world = sim.world()
+    shops, profiles, tags = world["shops"], world["profiles"], world["hashtags"]
+    assert isinstance(shops, list)
+    assert isinstance(profiles, list)
+    assert isinstance(tags, list)
+    return WorldLists(shops, profiles, [str(t) for t in tags])
+
+
+def items_of(sim: SimHandle, handle: str, key: str) -> list[dict[str, object]]:
+    """A profile's items, read with ``key`` (a setup key: the watcher's credits stay its
+    own)."""
+    response = httpx.get(
+        f"{sim.base_url}/v1/tiktok/library",
+        params={"search": handle, "searchArea": "profile", "limit": 50},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    response.raise_for_status()
+    data = response.json()["data"]
+    assert isinstance(data, list)
+    return [d for d in data if str(d["profile"]["handle"]).lstrip("@") == handle.lstrip("@")]

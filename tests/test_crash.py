@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from tests.simworld import Target, config, expected_events
+from tests.simworld import Target, config, expected_events, world_lists
 from watcher.models import ITEM_KINDS
 from watcher.simulator.testing import running_simulator
 from watcher.store import Store
@@ -51,14 +51,10 @@ def _kill_after_polls(path: Path, db: Path, polls: int, deadline: float = 60.0) 
 def test_sigkill_mid_poll_loses_and_repeats_nothing(tmp_path: Path) -> None:
     """Kill at several points of a run; after reruns, events equal the truth exactly."""
     with running_simulator(seed=11, rate_limit=100_000, credits=1_000_000) as sim:
-        world = sim.world()
-        shops = world["shops"]
-        tags = world["hashtags"]
-        assert isinstance(shops, list)
-        assert isinstance(tags, list)
+        world = world_lists(sim)
         targets = [
-            *(Target(f"shop{i}", "shop", str(s["id"])) for i, s in enumerate(shops[:4])),
-            *(Target(f"tag{i}", "hashtag", str(t)) for i, t in enumerate(tags[:3])),
+            *(Target(f"shop{i}", "shop", str(s["id"])) for i, s in enumerate(world.shops[:4])),
+            *(Target(f"tag{i}", "hashtag", t) for i, t in enumerate(world.hashtags[:3])),
         ]
         db = tmp_path / "state.db"
         path = tmp_path / "watches.yaml"

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from tests.receivers import HttpReceiver, free_port, wait_until
-from tests.simworld import ITEM_EVENTS, Target, expected_events
+from tests.simworld import ITEM_EVENTS, Target, expected_events, items_of, world_lists
 from watcher.models import ITEM_KINDS
 from watcher.simulator.clock import parse_iso
 from watcher.simulator.testing import SimHandle, running_simulator
@@ -137,28 +137,13 @@ def yaml_config(
 
 
 def targets(sim: SimHandle) -> dict[str, Target]:
-    world = sim.world()
-    shops, profiles, tags = world["shops"], world["profiles"], world["hashtags"]
-    assert isinstance(shops, list)
-    assert isinstance(profiles, list)
-    assert isinstance(tags, list)
-    out = {f"shop{i}": Target(f"shop{i}", "shop", str(s["id"])) for i, s in enumerate(shops[:4])}
-    out["handle0"] = Target("handle0", "handle", str(profiles[0]["handle"]))
-    out["tag0"] = Target("tag0", "hashtag", str(tags[0]))
+    world = world_lists(sim)
+    out = {
+        f"shop{i}": Target(f"shop{i}", "shop", str(s["id"])) for i, s in enumerate(world.shops[:4])
+    }
+    out["handle0"] = Target("handle0", "handle", str(world.profiles[0]["handle"]))
+    out["tag0"] = Target("tag0", "hashtag", world.hashtags[0])
     return out
-
-
-def items_of(sim: SimHandle, handle: str) -> list[dict[str, object]]:
-    """A profile's items, read with the setup key (the daemon's credits stay its own)."""
-    response = httpx.get(
-        f"{sim.base_url}/v1/tiktok/library",
-        params={"search": handle, "searchArea": "profile", "limit": 50},
-        headers={"Authorization": f"Bearer {SETUP_KEY}"},
-    )
-    response.raise_for_status()
-    data = response.json()["data"]
-    assert isinstance(data, list)
-    return [d for d in data if str(d["profile"]["handle"]).lstrip("@") == handle.lstrip("@")]
 
 
 def tiktok_id_of(sim: SimHandle, item_id: str) -> str:
@@ -301,7 +286,7 @@ def test_scripted_changes_are_detected_and_delivered(
     daemon.wait_poll("handle0", "baseline")
 
     new_ad = sim.change("new_item", type="ad", shopId=t["shop0"].value)
-    unpinned = [i for i in items_of(sim, t["handle0"].value) if not i["isPinned"]]
+    unpinned = [i for i in items_of(sim, t["handle0"].value, SETUP_KEY) if not i["isPinned"]]
     sim.change("pin", itemId=str(unpinned[0]["id"]))
     wanted = {tiktok_id_of(sim, new_ad), str(unpinned[0]["tiktokId"])}
 

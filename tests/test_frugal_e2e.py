@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.simworld import Target, config, expected_events
+from tests.simworld import Target, config, expected_events, world_lists
 from watcher.models import ITEM_KINDS
 from watcher.simulator.testing import SimHandle, tls_context
 from watcher.store import Store
@@ -172,17 +172,11 @@ def test_sigkill_at_exact_points_of_documented_only_polls(tmp_path: Path) -> Non
     refreshes; after a rerun, every refresh's events equal the truth log exactly, and a
     poll before the next refresh costs nothing."""
     with _simulate(seed=17) as sim:
-        world = sim.world()
-        shops = world["shops"]
-        profiles = world["profiles"]
-        tags = world["hashtags"]
-        assert isinstance(shops, list)
-        assert isinstance(profiles, list)
-        assert isinstance(tags, list)
+        world = world_lists(sim)
         targets = [
-            *(Target(f"shop{i}", "shop", str(s["id"])) for i, s in enumerate(shops[:3])),
-            Target("handle0", "handle", str(profiles[1]["handle"])),
-            Target("tag0", "hashtag", str(tags[len(tags) // 2])),
+            *(Target(f"shop{i}", "shop", str(s["id"])) for i, s in enumerate(world.shops[:3])),
+            Target("handle0", "handle", str(world.profiles[1]["handle"])),
+            Target("tag0", "hashtag", world.hashtags[len(world.hashtags) // 2]),
         ]
         db = tmp_path / "state.db"
         path = tmp_path / "watches.yaml"

@@ -7,10 +7,9 @@ import asyncio
 from collections import Counter
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.simworld import Target, changed_rows, config, expected_events
+from tests.simworld import Target, changed_rows, config, expected_events, items_of, world_lists
 from watcher import app
 from watcher.config import load_settings
 from watcher.models import ITEM_KINDS, EventKind
@@ -21,31 +20,15 @@ SETUP_KEY = "tt_sim_setup"
 
 
 def _targets(sim: SimHandle) -> list[Target]:
-    world = sim.world()
-    shops = world["shops"]
-    profiles = world["profiles"]
-    tags = world["hashtags"]
-    assert isinstance(shops, list)
-    assert isinstance(profiles, list)
-    assert isinstance(tags, list)
+    world = world_lists(sim)
     return [
-        *(Target(f"shop{i}", "shop", str(s["id"])) for i, s in enumerate(shops[:3])),
-        *(Target(f"handle{i}", "handle", str(p["handle"])) for i, p in enumerate(profiles[:2])),
-        *(Target(f"tag{i}", "hashtag", str(t)) for i, t in enumerate(tags[:2])),
+        *(Target(f"shop{i}", "shop", str(s["id"])) for i, s in enumerate(world.shops[:3])),
+        *(
+            Target(f"handle{i}", "handle", str(p["handle"]))
+            for i, p in enumerate(world.profiles[:2])
+        ),
+        *(Target(f"tag{i}", "hashtag", t) for i, t in enumerate(world.hashtags[:2])),
     ]
-
-
-def _items_of(sim: SimHandle, handle: str) -> list[dict[str, object]]:
-    """Read a profile's items with the setup key (so the watcher's credits stay its own)."""
-    response = httpx.get(
-        f"{sim.base_url}/v1/tiktok/library",
-        params={"search": handle, "searchArea": "profile", "limit": 50},
-        headers={"Authorization": f"Bearer {SETUP_KEY}"},
-    )
-    response.raise_for_status()
-    data = response.json()["data"]
-    assert isinstance(data, list)
-    return [d for d in data if str(d["profile"]["handle"]).lstrip("@") == handle.lstrip("@")]
 
 
 def _stage_day(sim: SimHandle, targets: list[Target], day: int) -> None:
@@ -53,7 +36,7 @@ def _stage_day(sim: SimHandle, targets: list[Target], day: int) -> None:
     shop = targets[0]
     sim.change("new_item", type="ad", shopId=shop.value, indexLagHours=72 + day)
     handle = targets[3].value
-    items = _items_of(sim, handle)
+    items = items_of(sim, handle, SETUP_KEY)
     ads = [i for i in items if i["type"] == "ad"]
     unpinned = [i for i in items if not i["isPinned"]]
     pinned = [i for i in items if i["isPinned"]]
