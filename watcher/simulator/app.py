@@ -159,56 +159,48 @@ def _invalid(errors: list[FieldError], request_id: str, headers: dict[str, str])
     )
 
 
-async def library(request: Request) -> Response:
-    """GET /v1/tiktok/library."""
+async def _listing(request: Request, route: str) -> Response:
+    """The three list routes (``library``, ``query``, ``shop``): authorize, parse the
+    query string or the body, page."""
     sim, request_id = _sim(request), new_request_id()
     sim.sync()
     gate = sim.authorize(request, request_id)
     if isinstance(gate, Response):
         return gate
-    parsed = parse_query_string(
-        request.query_params.multi_items(),
-        shop_route=False,
-        documented_only=sim.config.documented_only,
-    )
+    documented = sim.config.documented_only
+    if route == "query":
+        parsed = parse_body(await request.body(), documented_only=documented)
+    else:
+        parsed = parse_query_string(
+            request.query_params.multi_items(),
+            shop_route=route == "shop",
+            documented_only=documented,
+        )
     if isinstance(parsed, list):
         return _invalid(parsed, request_id, gate[1].headers())
-    return _list_page(sim, parsed, gate, request_id)
+    shop_id = None
+    if route == "shop":
+        shop_id = str(request.path_params["shopId"]).lower()
+        if shop_id not in sim.world.shops:
+            return error_response(
+                404, "not_found", f"Shop {shop_id} not found", request_id, headers=gate[1].headers()
+            )
+    return _list_page(sim, parsed, gate, request_id, shop_id)
+
+
+async def library(request: Request) -> Response:
+    """GET /v1/tiktok/library."""
+    return await _listing(request, "library")
 
 
 async def library_query(request: Request) -> Response:
     """POST /v1/tiktok/library/query."""
-    sim, request_id = _sim(request), new_request_id()
-    sim.sync()
-    gate = sim.authorize(request, request_id)
-    if isinstance(gate, Response):
-        return gate
-    parsed = parse_body(await request.body(), documented_only=sim.config.documented_only)
-    if isinstance(parsed, list):
-        return _invalid(parsed, request_id, gate[1].headers())
-    return _list_page(sim, parsed, gate, request_id)
+    return await _listing(request, "query")
 
 
 async def shop_library(request: Request) -> Response:
     """GET /v1/shops/{shopId}/tiktok/library."""
-    sim, request_id = _sim(request), new_request_id()
-    sim.sync()
-    gate = sim.authorize(request, request_id)
-    if isinstance(gate, Response):
-        return gate
-    parsed = parse_query_string(
-        request.query_params.multi_items(),
-        shop_route=True,
-        documented_only=sim.config.documented_only,
-    )
-    if isinstance(parsed, list):
-        return _invalid(parsed, request_id, gate[1].headers())
-    shop_id = str(request.path_params["shopId"]).lower()
-    if shop_id not in sim.world.shops:
-        return error_response(
-            404, "not_found", f"Shop {shop_id} not found", request_id, headers=gate[1].headers()
-        )
-    return _list_page(sim, parsed, gate, request_id, shop_id)
+    return await _listing(request, "shop")
 
 
 async def item_detail(request: Request) -> Response:
