@@ -7,10 +7,13 @@ same second), one shared API client, the outbox worker in the same loop, hot rel
 bounded graceful stop on SIGTERM/SIGINT with a one-line summary. With ``health.port`` set
 (or ``$WATCHER_HEALTH_PORT``), ``/healthz`` and ``/metrics`` are served in the same loop.
 
-Several replicas may share one PostgreSQL database (``watcher.replicas``): each schedules
-every watch, but polls only the watches it holds the lease of, and delivers only while it
-holds the outbox lease; a step every ``state.lease / 3`` renews, rebalances and takes
-over what a dead replica left. On SQLite the one daemon of a file holds everything.
+Several replicas may share one PostgreSQL database (``watcher.replicas``): each has jobs
+only for the watches it holds the lease of, and delivers only while it holds the outbox
+lease; a step every ``state.lease / 3`` renews, rebalances and takes over what a dead
+replica left, and the scheduler follows it (:meth:`Daemon._follow_holdings`: a job added
+for each watch taken, from its last poll by whichever replica; removed for each watch
+released or lost). A job still polls only while :meth:`Replica.holds` says so (the lease
+may run out between steps). On SQLite the one daemon of a file holds everything.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from watcher import app, dblock
@@ -98,6 +102,9 @@ class Daemon:
         self._delivered = FlushReport()
         self.reloader = Reloader(self)
         self._tasks: set[asyncio.Future[object]] = set()
+        self._by_name: tuple[Settings | None, dict[str, Watch]] = (None, {})
+        self.holdings = asyncio.Lock()
+        """Held while the jobs are made to follow the leases, or a reload changes them."""
 
     # --- life cycle ---------------------------------------------------------------------
 
@@ -164,7 +171,7 @@ class Daemon:
             ]
             logger.info(
                 "watcher running: %d watches, database %s, replica %s holding %d",
-                len(self.scheduler.get_jobs()),
+                len(self._wanted()),
                 store,
                 self.replica.id,
                 len(self.replica.watches),
@@ -241,13 +248,22 @@ class Daemon:
     # --- scheduling ---------------------------------------------------------------------
 
     async def _schedule_all(self, settings: Settings) -> None:
+        """A job for each watch held after the first step (every enabled one on SQLite)."""
         last = {w.name: w.last_poll_at for w in await self.async_store.memory.watches()}
+        held = self.replica.watches
         for watch in settings.watches:
-            if watch.enabled:
+            if watch.enabled and watch.name in held:
                 self._add_job(watch, settings, last.get(watch.name))
-        self.metrics.set_watches(len(self.scheduler.get_jobs()))
+        self.metrics.set_watches(len(self._wanted()))
 
-    def _add_job(self, watch: Watch, settings: Settings, last_poll: datetime | None) -> None:
+    def _add_job(
+        self,
+        watch: Watch,
+        settings: Settings,
+        last_poll: datetime | None,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        """Schedule ``watch`` (replacing its job if it has one): first from its last poll."""
         trigger = build_trigger(watch, settings)
         every = watch.schedule.every
         grace = int(every.total_seconds()) if every is not None else 3600
@@ -261,8 +277,22 @@ class Daemon:
             coalesce=True,
             max_instances=1,
             misfire_grace_time=max(grace, 30),
-            next_run_time=first_run_time(watch, trigger, last_poll, self.clock()),
+            next_run_time=first_run_time(watch, trigger, last_poll, self.clock(), rng=rng),
         )
+
+    def _remove_job(self, name: str) -> None:
+        with contextlib.suppress(JobLookupError):
+            self.scheduler.remove_job(name)
+
+    def _watch(self, name: str) -> Watch | None:
+        """The enabled watch called ``name`` in the current config (a dict per config:
+        a poll of one of 10,000 watches doesn't scan them all)."""
+        settings = self.settings
+        if settings is None:
+            return None
+        if self._by_name[0] is not settings:
+            self._by_name = (settings, {w.name: w for w in settings.watches if w.enabled})
+        return self._by_name[1].get(name)
 
     def _on_submitted(self, event: JobSubmissionEvent) -> None:
         if not self.replica.holds(event.job_id):
@@ -275,11 +305,10 @@ class Daemon:
         del self.lag_seconds[:-1000]
 
     async def _poll_job(self, name: str) -> None:
-        settings = self.settings
-        if settings is None or self.stop.is_set():
+        if self.stop.is_set():
             return
-        watch = next((w for w in settings.watches if w.name == name), None)
-        if watch is None or not watch.enabled or not self.replica.holds(name):
+        watch = self._watch(name)
+        if watch is None or not self.replica.holds(name):
             return
         task = asyncio.current_task()
         if task is not None:
@@ -395,32 +424,42 @@ class Daemon:
                 return
             await self._rebalance()
 
-    async def _rebalance(self) -> None:
-        """One step of the replica; watches newly taken are scheduled from their last
-        poll (by whichever replica): at once if overdue, else at their turn."""
+    async def _rebalance(self, spread: float | None = None) -> None:
+        """One step of the replica, then the jobs follow the leases it holds.
+
+        Watches newly taken start from their last poll (by whichever replica): at once if
+        overdue, else at their turn. ``spread``: the fraction of the start spread over
+        which overdue ones start; by default within a step (watches taken over from a dead
+        replica are all overdue, and must not wait the whole start spread)."""
         replica = self.replica
-        got = await replica.step(self._wanted(), busy=self.polling)
-        # Overdue watches taken over start within a step, not the whole start spread.
-        scale = min(1.0, replica.interval / MAX_START_SPREAD)
-
-        def takeover_spread() -> float:
-            return random.random() * scale
-
-        if got:
-            names = sorted(got)
-            last = await self.async_store.run(lambda _store: replica.leases.last_polls(names))
-            settings = self.settings
-            now = self.clock()
-            for watch in settings.watches if settings else ():
-                job = self.scheduler.get_job(watch.name) if watch.name in got else None
-                if job is not None:
-                    when = first_run_time(
-                        watch, job.trigger, last.get(watch.name), now, rng=takeover_spread
-                    )
-                    job.modify(next_run_time=when)
+        scale = min(1.0, replica.interval / MAX_START_SPREAD) if spread is None else spread
+        async with self.holdings:
+            got = await replica.step(self._wanted(), busy=self.polling)
+            await self._follow_holdings(lambda: random.random() * scale)
         if got and replica.outbox:
             self.outbox.wakeup.set()
         self._report_replica()
+
+    async def _follow_holdings(self, rng: Callable[[], float]) -> None:
+        """Jobs for exactly the enabled watches this replica holds: added for watches
+        taken (first run from their last poll, ``rng`` spreading the overdue), removed
+        for watches released, lost or gone from the config. Under ``self.holdings``."""
+        held = self.replica.watches
+        scheduled = {job.id for job in self.scheduler.get_jobs()}
+        for name in sorted(scheduled - held):
+            self._remove_job(name)
+        new = sorted(n for n in held - scheduled if self._watch(n) is not None)
+        if not new:
+            return
+        leases = self.replica.leases
+        last = await self.async_store.run(lambda _store: leases.last_polls(new))
+        settings = self.settings
+        if settings is None:
+            return
+        for name in new:
+            watch = self._watch(name)  # the config may have been reloaded meanwhile
+            if watch is not None and name in self.replica.watches:
+                self._add_job(watch, settings, last.get(name), rng=rng)
 
     def _report_replica(self) -> None:
         replica = self.replica

@@ -2,19 +2,21 @@
 SIGHUP, through ``Daemon.reload``), the new file applied as a diff of watches (removed,
 added, changed; a changed scope starts a new baseline), and a rejected file kept out with
 one ``config_rejected`` ops alert per bad version.
+
+The diff respects what this replica holds (``watcher.replicas``): a removed watch loses
+its job and its lease; a changed one is rescheduled here only if held; an added one is
+scheduled by whichever replica takes it, this one included at the step the reload ends
+with (on SQLite the one daemon takes every added watch there, at once).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-from apscheduler.jobstores.base import JobLookupError
 
 from watcher import app
 from watcher.config import Settings, Watch
@@ -109,9 +111,7 @@ class Reloader:
             )
             await self.daemon.runner.record_ops(event)
             self.daemon.outbox.wakeup.set()
-        logger.warning(
-            "keeping the last good config (%d watches)", len(self.daemon.scheduler.get_jobs())
-        )
+        logger.warning("keeping the last good config (%d watches)", len(self.daemon._wanted()))
 
     async def _prepare(
         self, old: Settings, new: Settings
@@ -158,23 +158,27 @@ class Reloader:
             logger.warning("reload: health endpoint changes take effect at the next start")
         last = {w.name: w.last_poll_at for w in await self.daemon.async_store.memory.watches()}
         removed = sorted(before.keys() - after.keys())
-        for name in removed:
-            with contextlib.suppress(JobLookupError):
-                self.daemon.scheduler.remove_job(name)
-            logger.info("reload: watch %s removed", name)
         changed = 0
-        for name, watch in after.items():
-            previous = before.get(name)
-            if previous is not None and previous.fingerprint == watch.fingerprint and not retime:
-                continue
-            if previous is not None and _scope_changed(previous, watch):
-                await self.daemon.async_store.memory.forget(
-                    name
-                )  # a new scope needs a new baseline
-                last.pop(name, None)
-            self.daemon._add_job(watch, new, last.get(name))
-            changed += previous is not None
-            logger.info("reload: watch %s %s", name, "changed" if previous else "added")
+        async with self.daemon.holdings:
+            held = self.daemon.replica.watches
+            for name in removed:
+                self.daemon._remove_job(name)
+                logger.info("reload: watch %s removed", name)
+            for name, watch in after.items():
+                previous = before.get(name)
+                if previous is not None:
+                    if previous.fingerprint == watch.fingerprint and not retime:
+                        continue
+                    if _scope_changed(previous, watch):  # a new scope needs a new baseline
+                        await self.daemon.async_store.memory.forget(name)
+                        last.pop(name, None)
+                    if name in held:
+                        self.daemon._add_job(watch, new, last.get(name))
+                changed += previous is not None
+                logger.info("reload: watch %s %s", name, "changed" if previous else "added")
+        # Added watches are taken (and removed ones released) now, with the start spread
+        # of a new watch; the other replicas take their share at their next step.
+        await self.daemon._rebalance(spread=1.0)
         # Disabled watches keep their memory; only watches gone from the file lose it.
         await self.daemon.async_store.memory.mark_removed(
             [w.name for w in new.watches], self.daemon.clock()

@@ -1,9 +1,10 @@
 """Several ``watcher run`` replicas on one database: who polls which watch, who delivers.
 
-Every replica schedules every watch, but a job polls only if this replica holds the
-watch's lease (``watcher.store.leases``). Leases are sticky: a replica keeps the watches
-it holds, renewing all of its leases in one statement every ``lease / 3``, and each
-step (:meth:`Replica.step`) it
+A replica schedules only the watches it holds the lease of (``watcher.store.leases``;
+the daemon's jobs follow :attr:`Replica.watches` after each step), and a job polls only
+while :meth:`Replica.holds` says the lease is still its own. Leases are sticky: a
+replica keeps the watches it holds, renewing all of its leases in one statement every
+``lease / 3``, and each step (:meth:`Replica.step`) it
 
 1. renews its heartbeat and every lease it holds (what it lost is dropped at once),
 2. counts the live replicas and takes its fair share, ``ceil(watches / replicas)``, of
