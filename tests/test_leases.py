@@ -9,12 +9,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlmodel import col, update
 
 from watcher.detect import Detection, WatchState
 from watcher.planner import Outcome
 from watcher.store import PollRecord, Store
 from watcher.store.leases import (
     OUTBOX,
+    WATCH,
     LeaseLost,
     Leases,
     claim_meta,
@@ -22,6 +24,7 @@ from watcher.store.leases import (
     replica_lease,
     watch_lease,
 )
+from watcher.store.tables import LeaseRow
 
 LEASE = timedelta(seconds=30)
 T0 = datetime(2026, 12, 2, 3, 0, tzinfo=UTC)
@@ -55,6 +58,26 @@ def test_a_lease_goes_to_one_holder_until_it_expires(two_stores: tuple[Store, St
     views = {v.name: v for v in la.view("watch:")}
     assert views[watch_lease("w1")].holder == "B"
     assert views[watch_lease("w2")].holder == "B"
+
+
+def test_held_by_others_names_the_live_leases_of_other_holders(
+    two_stores: tuple[Store, Store],
+) -> None:
+    """What a replica short of its share reads: the names (with the prefix) of the live
+    leases another holder has; never its own, never an expired one."""
+    a, b = two_stores
+    la, lb = Leases(a, "A", LEASE), Leases(b, "B", LEASE)
+    la.take([watch_lease("mine")])
+    lb.take([watch_lease("theirs"), watch_lease("stale"), OUTBOX])
+    with b.db.write() as s:  # as if B had stopped renewing "stale" a year ago
+        s.exec(
+            update(LeaseRow)
+            .where(col(LeaseRow.name) == watch_lease("stale"))
+            .values(expires_at=T0 - timedelta(days=365))
+        )
+    assert la.held_by_others(WATCH) == {watch_lease("theirs")}
+    assert la.held_by_others() == {watch_lease("theirs"), OUTBOX}
+    assert lb.held_by_others(WATCH) == {watch_lease("mine")}
 
 
 def test_renewing_keeps_a_lease_past_its_first_expiry(two_stores: tuple[Store, Store]) -> None:

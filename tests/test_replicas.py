@@ -54,6 +54,27 @@ def test_plan_share(
     assert set(plan.release) <= mine
 
 
+@pytest.mark.parametrize(("wanted", "mine", "taken", "replicas", "busy", "takes", "drops"), SHARES)
+def test_a_plan_needs_the_others_leases_only_to_take(
+    wanted: list[str],
+    mine: set[str],
+    taken: set[str],
+    replicas: int,
+    busy: set[str],
+    takes: int,
+    drops: int | set[str],
+) -> None:
+    """Planned without the others' leases, a step releases the same and takes at least as
+    many as with them: taking nothing then, it needs not read them (a step reads 10,000
+    leases only when it is short of its share)."""
+    blind = plan_share("A", wanted, mine, (), replicas, busy)
+    seen = plan_share("A", wanted, mine, taken, replicas, busy)
+    assert blind.release == seen.release
+    assert len(seen.take) <= len(blind.take)
+    assert len(seen.take) == takes
+    assert blind.take or not seen.take
+
+
 def test_replicas_reach_for_different_free_watches_first() -> None:
     """Two replicas' first choices among the same free watches mostly differ."""
     many = [f"w{n}" for n in range(100)]

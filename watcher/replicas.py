@@ -82,6 +82,10 @@ def plan_share(
     those another replica holds live; ``replicas``: live replicas, this one included;
     ``busy``: watches it is polling now (never released mid-poll). Watches it holds
     that the config no longer has are released too.
+
+    What is released never depends on ``taken``, and no more is taken with it than
+    without it: a step whose plan without ``taken`` takes nothing (a replica at its
+    share, the usual case) needn't read the others' leases at all.
     """
     configured = set(wanted)
     share = math.ceil(len(configured) / max(replicas, 1))
@@ -171,10 +175,10 @@ class Replica:
         if lost:
             logger.warning("lost the lease of %d watches to other replicas", len(lost))
         self.replicas = leases.live_replicas()
-        taken = {
-            v.name.removeprefix(WATCH) for v in leases.view(WATCH) if v.live and v.holder != self.id
-        }
-        plan = plan_share(self.id, wanted, mine, taken, self.replicas, busy)
+        plan = plan_share(self.id, wanted, mine, (), self.replicas, busy)
+        if plan.take:  # short of its share: which of the others' watches are live decides
+            taken = {n.removeprefix(WATCH) for n in leases.held_by_others(WATCH)}
+            plan = plan_share(self.id, wanted, mine, taken, self.replicas, busy)
         if plan.release:
             leases.release([watch_lease(w) for w in plan.release])
             mine -= set(plan.release)

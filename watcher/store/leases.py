@@ -187,6 +187,19 @@ class Leases:
         """Every lease whose name starts with ``prefix``, by name."""
         return leases(self.store, prefix, now=self._now())
 
+    def held_by_others(self, prefix: str = "") -> set[str]:
+        """The names starting with ``prefix`` that another holder has a live lease of
+        (names only: a replica's step reads 10,000 of them in milliseconds)."""
+        with self.store.db.read() as s:
+            rows = s.execute(
+                select(col(LeaseRow.name)).where(
+                    col(LeaseRow.name).startswith(prefix),
+                    col(LeaseRow.holder) != self.holder,
+                    col(LeaseRow.expires_at) > self._now(),
+                )
+            )
+            return {str(name) for name in rows.scalars()}
+
     def live_replicas(self) -> int:
         """Replicas whose heartbeat lease is live (this one counts once it has taken its
         own); at least 1."""
