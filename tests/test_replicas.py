@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import pytest
 from sqlmodel import create_engine
 
 from watcher.config import load_settings
-from watcher.replicas import Replica, default_replica_id, plan_share
+from watcher.replicas import Replica, default_replica_id, next_step, plan_share
 from watcher.store import AsyncStore, Store
 from watcher.store.leases import Leases, replica_lease
 
@@ -81,6 +83,41 @@ def test_replicas_reach_for_different_free_watches_first() -> None:
     a = plan_share("A", many, (), (), 2).take
     b = plan_share("B", many, (), (), 2).take
     assert len(set(a) & set(b)) < 40
+
+
+@pytest.mark.parametrize(
+    ("due", "now", "expected"),
+    [
+        (100.0, 100.4, 110.0),  # a quick step: the next one on the beat
+        (100.0, 108.0, 110.0),  # a slow step: still on the beat, not 10 s after its end
+        (100.0, 113.0, 113.0),  # a step longer than the interval: the next one at once
+    ],
+)
+def test_steps_keep_a_fixed_beat(due: float, now: float, expected: float) -> None:
+    """Renewals are due every interval from the first, whatever a step took."""
+    assert next_step(due, 10.0, now) == expected
+
+
+async def test_a_step_runs_while_every_thread_of_the_pool_is_busy(
+    two_stores: tuple[Store, Store],
+) -> None:
+    """The lease step has a thread of its own: polls' store calls filling the shared
+    pool (here blocked outright) don't hold a renewal back."""
+    a, _ = two_stores
+    replica = Replica(AsyncStore(a), timedelta(seconds=30), "A")
+    loop = asyncio.get_running_loop()
+    pool = ThreadPoolExecutor(max_workers=2)
+    loop.set_default_executor(pool)
+    release = threading.Event()
+    blocked = [loop.run_in_executor(None, release.wait) for _ in range(4)]
+    try:
+        async with asyncio.timeout(20):
+            taken = await replica.step(W)
+        assert taken == set(W)
+        assert replica.holds("w0")
+    finally:
+        release.set()
+        await asyncio.gather(*blocked)
 
 
 def test_the_default_id_is_host_and_pid() -> None:

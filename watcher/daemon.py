@@ -42,7 +42,7 @@ from watcher.outbox import FlushReport, Outbox
 from watcher.planner import Outcome
 from watcher.poller import PollOutcome
 from watcher.reload import REJECTED_VERSION, Reloader
-from watcher.replicas import Replica
+from watcher.replicas import Replica, next_step
 from watcher.runner import Runner, utcnow
 from watcher.schedule import MAX_START_SPREAD, freshness_ttl, poll_timeout
 from watcher.store import AsyncStore
@@ -416,10 +416,14 @@ class Daemon:
         return [w.name for w in settings.watches if w.enabled] if settings else []
 
     async def _sharing(self) -> None:
-        """Renew and rebalance the leases every ``lease / 3`` until stopped."""
+        """Renew and rebalance the leases every ``lease / 3`` (on a fixed beat:
+        :func:`watcher.replicas.next_step`) until stopped."""
+        loop = asyncio.get_running_loop()
+        due = loop.time()
         while not self.stop.is_set():
+            due = next_step(due, self.replica.interval, loop.time())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop.wait(), self.replica.interval)
+                await asyncio.wait_for(self.stop.wait(), due - loop.time())
             if self.stop.is_set():
                 return
             await self._rebalance()
@@ -452,7 +456,7 @@ class Daemon:
         if not new:
             return
         leases = self.replica.leases
-        last = await self.async_store.run(lambda _store: leases.last_polls(new))
+        last = await self.async_store.run_apart(lambda _store: leases.last_polls(new))
         settings = self.settings
         if settings is None:
             return

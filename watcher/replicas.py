@@ -99,6 +99,13 @@ def plan_share(
     return Share(tuple(free[: share - len(held)]), tuple(gone), share)
 
 
+def next_step(due: float, interval: float, now: float) -> float:
+    """PURE. When the step after the one due at ``due`` is due: ``interval`` later, on a
+    fixed beat (a slow step doesn't push every later renewal towards the end of the
+    lease), or ``now`` if that time has passed already."""
+    return max(due + interval, now)
+
+
 class Replica:
     """This process's leases: the watches it polls and whether it delivers."""
 
@@ -152,7 +159,7 @@ class Replica:
         async with self._lock:
             try:
                 chosen, held = list(wanted), set(busy)
-                return await self._store.run(lambda _store: self._step(chosen, held))
+                return await self._store.run_apart(lambda _store: self._step(chosen, held))
             except StoreError as exc:
                 if not self._failing:
                     logger.error("cannot renew leases: %s; polling stops at their end", exc)  # noqa: TRY400
@@ -208,6 +215,6 @@ class Replica:
         self.outbox = False
         self._valid_until = -math.inf
         try:
-            await self._store.run(lambda _store: self.leases.release())
+            await self._store.run_apart(lambda _store: self.leases.release())
         except StoreError as exc:
             logger.warning("could not release leases (they expire on their own): %s", exc)

@@ -5,12 +5,17 @@ over the (blocking, thread-safe) :class:`Store`; its aggregates mirror the store
 ``await store.memory.load(name)`` reads as ``store.memory.load(name)`` does in the CLI.
 This module is the only place the store crosses into threads: callers never use
 ``asyncio.to_thread`` for it, and a blocking store call on the loop stalls every watch.
+
+Calls share the loop's default thread pool, except :meth:`AsyncStore.run_apart`: a thread
+of its own for the lease steps of :mod:`watcher.replicas`, which must run on time however
+many polls' store calls are queued in the pool (a late renewal loses the leases).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import ParamSpec, TypeVar
 
@@ -202,6 +207,7 @@ class AsyncStore:
         self.ledger = AsyncLedger(store.ledger)
         self.meta = AsyncMeta(store.meta)
         self.control = AsyncControl(Control(store))
+        self._apart = ThreadPoolExecutor(max_workers=1, thread_name_prefix="watcher-leases")
 
     @classmethod
     def of(cls, store: Store | AsyncStore) -> AsyncStore:
@@ -219,7 +225,13 @@ class AsyncStore:
         status report) without a thread hop each."""
         return await _off_loop(read, self.sync)
 
+    async def run_apart(self, call: Callable[[Store], T]) -> T:
+        """``call(store)`` in this store's own thread, not queued behind the shared pool's
+        work (the thread starts at the first call)."""
+        return await asyncio.get_running_loop().run_in_executor(self._apart, call, self.sync)
+
     async def close(self) -> None:
+        self._apart.shutdown(wait=False)
         await _off_loop(self.sync.close)
 
     async def prune(self, now: datetime, *, retention: timedelta, grace: timedelta) -> int:
