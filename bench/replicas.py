@@ -14,12 +14,17 @@ replicas together) against the demand (watches / interval), schedule lag p50/p99
 scheduler's start minus planned start, polls of held watches only). With 2 and 3
 replicas, one is then SIGKILLed: ``takeover`` is the time until every watch it held is
 leased to a survivor, ``failover`` the time until each of them is polled again (p50 and
-max over its watches).
+max over its watches). Also reported, to tell a starved replica: each replica's lease
+steps (renew and rebalance, due every ``lease / 3``) over the window, their duration
+p50/max and the longest gap between two, and how often a replica logged losing leases
+over the whole run. The parent reads the lease table once a second (a count per holder),
+so its own CPU stays out of the replicas' way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -28,16 +33,21 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlmodel import col
 
 from bench.scale import config as scale_config
 from bench.scale import seed_baselines
 from bench.sim import ROOT, serve
-from bench.stats import percentiles
+from bench.stats import percentile, percentiles
 from watcher.simulator.testing import SimHandle
 from watcher.store import Store
 from watcher.store.leases import WATCH, leases
+from watcher.store.tables import LeaseRow
 
 WATCHES = 10_000
 EVERY = 60
@@ -58,25 +68,22 @@ def _config(sim: SimHandle, url: str, folder: Path) -> Path:
     return path
 
 
-def _held(url: str) -> Counter[str]:
-    """Live watch leases per replica id."""
-    store = Store(url, migrate=False)
-    try:
-        return Counter(v.holder for v in leases(store, WATCH) if v.live)
-    finally:
-        store.close()
+def _held(store: Store) -> Counter[str]:
+    """Live watch leases per replica id (one grouped count, not 10,000 rows)."""
+    live = col(LeaseRow.expires_at) > func.clock_timestamp()
+    query = (
+        select(col(LeaseRow.holder), func.count())
+        .where(col(LeaseRow.name).startswith(WATCH), live)
+        .group_by(col(LeaseRow.holder))
+    )
+    with store.db.read() as s:
+        return Counter({str(holder): int(n) for holder, n in s.execute(query).all()})
 
 
-def _holding(url: str, replica: str) -> set[str]:
-    store = Store(url, migrate=False)
-    try:
-        return {
-            v.name.removeprefix(WATCH)
-            for v in leases(store, WATCH)
-            if v.live and v.holder == replica
-        }
-    finally:
-        store.close()
+def _holding(store: Store, replica: str) -> set[str]:
+    return {
+        v.name.removeprefix(WATCH) for v in leases(store, WATCH) if v.live and v.holder == replica
+    }
 
 
 def _child_id(pid: int) -> str:
@@ -85,9 +92,11 @@ def _child_id(pid: int) -> str:
 
 def _run(sim: SimHandle, url: str, folder: Path, count: int) -> dict[str, object]:
     children: list[tuple[subprocess.Popen[bytes], Path]] = []
+    store = Store(url, migrate=False)
     try:
-        return _measure(sim, url, folder, count, children)
+        return _measure(sim, store, folder, count, children)
     finally:
+        store.close()
         for proc, _ in children:  # a failed run leaves no replica behind
             if proc.poll() is None:
                 proc.kill()
@@ -96,12 +105,12 @@ def _run(sim: SimHandle, url: str, folder: Path, count: int) -> dict[str, object
 
 def _measure(
     sim: SimHandle,
-    url: str,
+    store: Store,
     folder: Path,
     count: int,
     children: list[tuple[subprocess.Popen[bytes], Path]],
 ) -> dict[str, object]:
-    path = _config(sim, url, folder)
+    path = _config(sim, store.url, folder)
     seed_baselines(path, sim)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TRENDTRACK_API_KEY": ""}
     for n in range(count):
@@ -117,9 +126,10 @@ def _measure(
         children.append((proc, out))
     ids = [_child_id(p.pid) for p, _ in children]
     share = -(-WATCHES // count)
-    deadline = time.monotonic() + SPREAD_DEADLINE
+    started = time.monotonic()
+    deadline = started + SPREAD_DEADLINE
     while True:
-        held = _held(url)
+        held = _held(store)
         if sum(held[i] for i in ids) == WATCHES and all(held[i] >= share - 1 for i in ids):
             break
         if time.monotonic() > deadline:
@@ -128,15 +138,16 @@ def _measure(
                 for n in range(count)
             )
             raise SystemExit(f"leases did not spread in {SPREAD_DEADLINE:.0f}s: {held}\n{logs}")
-        time.sleep(0.5)  # a benchmark may wait: polling the lease table
+        time.sleep(1.0)  # a benchmark may wait: polling the lease table
+    result: dict[str, object] = {"replicas": count}
+    result["spread_seconds"] = round(time.monotonic() - started, 1)
     window_start = time.time()
     time.sleep(WINDOW)
     window_end = time.time()
-    result: dict[str, object] = {"replicas": count}
     victim_watches: set[str] = set()
     killed_at = 0.0
     if count > 1:
-        victim_watches, killed_at, result["takeover_seconds"] = _kill_one(url, children, ids)
+        victim_watches, killed_at, result["takeover_seconds"] = _kill_one(store, children, ids)
     survivors = children[1:] if count > 1 else children
     for proc, _ in survivors:
         proc.send_signal(signal.SIGTERM)
@@ -144,11 +155,12 @@ def _measure(
         proc.wait(120)
     polls: list[tuple[float, str]] = []
     lags: list[tuple[float, float]] = []
-    for _, out in survivors + (children[:1] if count > 1 else []):
-        if out.exists():
-            data = json.loads(out.read_text("utf-8"))
-            polls += [(t, w) for t, w in data["polls"]]
-            lags += [(t, lag) for t, lag in data["lags"]]
+    steps: list[list[tuple[float, float]]] = []
+    for _, out in survivors:  # the SIGKILLed replica wrote nothing
+        data = json.loads(out.read_text("utf-8"))
+        polls += [(t, w) for t, w in data["polls"]]
+        lags += [(t, lag) for t, lag in data["lags"]]
+        steps.append([(t, d) for t, d in data["steps"] if window_start <= t < window_end])
     in_window = [p for p in polls if window_start <= p[0] < window_end]
     window_polls = len(in_window)
     if count > 1:
@@ -163,6 +175,11 @@ def _measure(
             "demand_polls_per_second": round(WATCHES / EVERY, 1),
             "polls_per_second": round(window_polls / (window_end - window_start), 1),
             "lag_seconds": percentiles([lag for t, lag in lags if window_start <= t < window_end]),
+            "steps": _steps(steps),
+            "lost_lease_lines": [
+                (folder / f"replica{n}.log").read_text("utf-8", "replace").count("lost the lease")
+                for n in range(count)
+            ],
         }
     )
     if count > 1:
@@ -179,19 +196,36 @@ def _measure(
     return result
 
 
+def _steps(per_replica: list[list[tuple[float, float]]]) -> dict[str, object]:
+    """Lease steps in the window: how many per replica, their duration, the longest gap
+    between the starts of two steps of one replica (due every ``lease / 3``)."""
+    durations = [d for steps in per_replica for _, d in steps]
+    gaps = [b[0] - a[0] for steps in per_replica for a, b in itertools.pairwise(sorted(steps))]
+    return {
+        "count": [len(steps) for steps in per_replica],
+        "due_every_seconds": round(LEASE / 3, 2),
+        "duration_p50": round(percentile(durations, 50), 3),
+        "duration_max": round(max(durations, default=0.0), 3),
+        "gap_max": round(max(gaps, default=0.0), 3),
+    }
+
+
 def _kill_one(
-    url: str, children: list[tuple[subprocess.Popen[bytes], Path]], ids: list[str]
+    store: Store, children: list[tuple[subprocess.Popen[bytes], Path]], ids: list[str]
 ) -> tuple[set[str], float, float]:
     """SIGKILL the first replica; its watches, when, and how long the takeover took."""
     victim, _ = children[0]
-    watches = _holding(url, ids[0])
+    watches = _holding(store, ids[0])
     killed_at = time.time()
     victim.send_signal(signal.SIGKILL)
     victim.wait(30)
-    while _holding(url, ids[0]) or sum(_held(url)[i] for i in ids[1:]) < WATCHES:
+    while True:
+        held = _held(store)
+        if not held[ids[0]] and sum(held[i] for i in ids[1:]) == WATCHES:
+            break
         if time.time() - killed_at > SPREAD_DEADLINE:
             raise SystemExit("the survivors never took the victim's watches over")
-        time.sleep(0.2)  # polling the lease table
+        time.sleep(0.2)  # polling the lease table (a grouped count)
     takeover = round(time.time() - killed_at, 1)
     time.sleep(45)  # taken-over watches are polled within the start spread (<= 30 s)
     return watches, killed_at, takeover
@@ -229,6 +263,7 @@ async def _child(config: Path) -> tuple[int, dict[str, object]]:
     daemon = Daemon(config, {})
     polls: list[tuple[float, str]] = []
     lags: list[tuple[float, float]] = []
+    steps: list[tuple[float, float]] = []
     daemon.on_poll.append(lambda outcome: polls.append((time.time(), outcome.watch)))
 
     def on_submitted(event: JobSubmissionEvent) -> None:
@@ -242,11 +277,22 @@ async def _child(config: Path) -> tuple[int, dict[str, object]]:
         while not hasattr(daemon, "scheduler"):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         daemon.scheduler.add_listener(on_submitted, EVENT_JOB_SUBMITTED)
+        replica = daemon.replica
+        step = replica.step
+
+        async def timed(wanted: Sequence[str], busy: Collection[str] = ()) -> set[str]:
+            began, at = time.monotonic(), time.time()
+            try:
+                return await step(wanted, busy)
+            finally:
+                steps.append((at, time.monotonic() - began))
+
+        replica.step = timed  # type: ignore[method-assign]
 
     watcher = asyncio.create_task(attach())
     code = await daemon.run()
     watcher.cancel()
-    return code, {"polls": polls, "lags": lags}
+    return code, {"polls": polls, "lags": lags, "steps": steps}
 
 
 def main() -> None:
