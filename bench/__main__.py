@@ -55,8 +55,8 @@ REPLICA_RESULTS = Path(__file__).resolve().parent / "results-replicas.json"
 def replicas_table(runs: list[dict[str, object]]) -> str:
     """The Markdown table of ``python -m bench replicas``."""
     lines = [
-        "| replicas | polls/s (demand) | lag p50 / p99 | takeover | failover p50 / max |",
-        "|---|---|---|---|---|",
+        "| replicas | polls/s | due/s | demand | lag p50 / p99 | takeover | failover p50 / max |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         lag = r["lag_seconds"]
@@ -65,7 +65,8 @@ def replicas_table(runs: list[dict[str, object]]) -> str:
         failover = f"{fail['p50']} s / {fail['max']} s" if isinstance(fail, dict) else "-"
         takeover = f"{r['takeover_seconds']} s" if "takeover_seconds" in r else "-"
         lines.append(
-            f"| {r['replicas']} | {r['polls_per_second']} ({r['demand_polls_per_second']}) "
+            f"| {r['replicas']} | {r['polls_per_second']} | {r.get('due_per_second', '-')} "
+            f"| {r['demand_polls_per_second']} ({r.get('demand_with_jitter', '-')}) "
             f"| {lag['p50']} s / {lag['p99']} s | {takeover} | {failover} |"
         )
     return "\n".join(lines)

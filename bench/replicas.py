@@ -9,20 +9,23 @@ As in ``bench.scale``, every watch starts with a stored baseline at the current 
 and the schedule is compressed (every 60 s), so a poll is the refresh gate plus the
 daemon's bookkeeping: what replicas spread.
 
-Measured per run, over a steady window once the leases have spread (every watch held,
-each replica at its fair share: ``ceil(watches / replicas)``, the last one the rest) and
-one interval more has passed (the watches a replica took start in a burst), one interval
-long (each watch polled about once in it, whatever the phase of its schedule): polls/s
-(all replicas together) against the demand (watches / interval), schedule lag p50/p99
-(the scheduler's start minus planned start, polls of held watches only). With 2 and 3
-replicas, one is then SIGKILLed: ``takeover`` is the time until every watch it held is
-leased to a survivor, ``failover`` the time until each of them is polled again (p50 and
-max over its watches). Also reported, to tell a starved replica: each replica's lease
-steps (renew and rebalance, due every ``lease / 3``) over the window, their duration
-p50/max and the longest gap between two, and how often a replica logged losing leases
-over the whole run, and the load average at the start and after the window (the
-machine may be shared). The parent reads the lease table once a second (a count per holder),
-so its own CPU stays out of the replicas' way.
+Measured per run, once the leases have spread (every watch held, each replica at its
+fair share: ``ceil(watches / replicas)``, the last one the rest) and one interval more has
+passed (the watches a replica took start in a burst), over a window one interval long:
+polls/s (all replicas together) against the runs due in the window (planned by the
+jobs' schedules, whatever their phase: the ratio says whether the replicas kept up) and
+the nominal demand (watches / interval; with the trigger's jitter, watches / 63 s), and
+the schedule lag p50/p99 (the scheduler's start minus planned start, held watches). With
+2 and 3 replicas, one is then SIGKILLed: ``takeover`` is the time until every watch it
+held is leased to a survivor, ``failover`` the time until each of them is polled again
+(p50 and max over its watches); the window's figures are the survivors', scaled to all
+the watches (the SIGKILLed replica writes nothing).
+
+Also reported, to tell a starved replica: each replica's lease steps (renew and
+rebalance, due every ``lease / 3``) in the window, their duration p50/max and the
+longest gap between two; how often a replica logged losing leases over the run; and the
+load average at the start and after the window (the machine may be shared). The parent
+reads the lease table once a second (a count per holder), out of the replicas' way.
 """
 
 from __future__ import annotations
@@ -56,6 +59,9 @@ from watcher.store.tables import LeaseRow
 WATCHES = 10_000
 EVERY = 60
 LEASE = 10
+JITTER = EVERY * 0.1
+"""An interval trigger's jitter (``watcher.triggers``): each run comes 0 to 6 s after the
+last one plus the interval, so a watch runs every 63 s on average."""
 WINDOW = float(EVERY)
 SETTLE = float(EVERY)
 REPLICAS = (1, 2, 3)
@@ -154,19 +160,20 @@ def _measure(
         polls += [(t, w) for t, w in data["polls"]]
         lags += [(t, lag) for t, lag in data["lags"]]
         steps.append([(t, d) for t, d in data["steps"] if window_start <= t < window_end])
-    in_window = [p for p in polls if window_start <= p[0] < window_end]
-    window_polls = len(in_window)
-    if count > 1:
-        # The victim wrote nothing: its share of the window is the survivors' rate per watch.
-        survivor_watches = WATCHES - len(victim_watches)
-        window_polls = round(len(in_window) * WATCHES / max(survivor_watches, 1))
+    # The victim wrote nothing: its share of the window is the survivors' rate per watch.
+    scale = WATCHES / max(WATCHES - len(victim_watches), 1)
+    span = window_end - window_start
+    done = sum(1 for t, _ in polls if window_start <= t < window_end)
+    due = sum(1 for t, lag in lags if window_start <= t - lag < window_end)
     result.update(
         {
             "watches": WATCHES,
             "every_seconds": EVERY,
             "lease_seconds": LEASE,
             "demand_polls_per_second": round(WATCHES / EVERY, 1),
-            "polls_per_second": round(window_polls / (window_end - window_start), 1),
+            "demand_with_jitter": round(WATCHES / (EVERY + JITTER / 2), 1),
+            "due_per_second": round(due * scale / span, 1),
+            "polls_per_second": round(done * scale / span, 1),
             "lag_seconds": percentiles([lag for t, lag in lags if window_start <= t < window_end]),
             "steps": _steps(steps),
             "lost_lease_lines": [
