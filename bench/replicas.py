@@ -23,9 +23,10 @@ the watches (the SIGKILLed replica writes nothing).
 
 Also reported, to tell a starved replica: each replica's lease steps (renew and
 rebalance, due every ``lease / 3``) in the window, their duration p50/max and the
-longest gap between two; how often a replica logged losing leases over the run; and the
-load average at the start and after the window (the machine may be shared). The parent
-reads the lease table once a second (a count per holder), out of the replicas' way.
+longest gap between two; the lines in which a replica logged losing leases (with their
+time, beside the window's); and the load average at the start and after the window (the
+machine may be shared). The parent reads the lease table once a second (a count per
+holder), out of the replicas' way.
 """
 
 from __future__ import annotations
@@ -176,8 +177,15 @@ def _measure(
             "polls_per_second": round(done * scale / span, 1),
             "lag_seconds": percentiles([lag for t, lag in lags if window_start <= t < window_end]),
             "steps": _steps(steps),
+            "window_utc": [_utc(window_start), _utc(window_end)],
             "lost_lease_lines": [
-                (folder / f"replica{n}.log").read_text("utf-8", "replace").count("lost the lease")
+                [
+                    line
+                    for line in (folder / f"replica{n}.log")
+                    .read_text("utf-8", "replace")
+                    .split("\n")
+                    if "lost the lease" in line
+                ]
                 for n in range(count)
             ],
         }
@@ -194,6 +202,10 @@ def _measure(
             "polled_again": f"{len(first)}/{len(victim_watches)}",
         }
     return result
+
+
+def _utc(wall: float) -> str:
+    return datetime.fromtimestamp(wall, UTC).strftime("%H:%M:%S")
 
 
 def _load() -> list[float]:
@@ -322,7 +334,9 @@ def main() -> None:
     if len(sys.argv) >= 4 and sys.argv[1] == "child":
         import logging  # noqa: PLC0415
 
-        logging.basicConfig(level=logging.WARNING)
+        logging.basicConfig(
+            level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
         logging.getLogger("apscheduler").setLevel(logging.CRITICAL)
         code, data = asyncio.run(_child(Path(sys.argv[2])))
         Path(sys.argv[3]).write_text(json.dumps(data), "utf-8")
