@@ -57,6 +57,20 @@ def remembered(source: Item) -> Seen:
     )
 
 
+def known(items: tuple[Item, ...]) -> WatchState:
+    """A watch's memory the day before the refresh: ``items`` listed in the stored order,
+    ``updatedAt`` seen moving on metrics."""
+    return WatchState(
+        baseline_at=REFRESH - timedelta(days=1),
+        watermark=REFRESH - timedelta(days=1),
+        refresh="2026-05-09",
+        has_baseline=True,
+        exact=False,
+        moves=True,
+        items={i.id: remembered(i) for i in items},
+    )
+
+
 def watch() -> Watch:
     config = """
 version: 1
@@ -197,15 +211,7 @@ CASES = [
 def test_documented_refresh_table(case: Case) -> None:
     """Each case makes exactly its requests and finds exactly its events."""
     library = Library(sorted(case.library, key=lambda i: i.id), updated_after=False)
-    state = WatchState(
-        baseline_at=REFRESH - timedelta(days=1),
-        watermark=REFRESH - timedelta(days=1),
-        refresh="2026-05-09",
-        has_baseline=True,
-        exact=False,
-        moves=True,
-        items={i.id: remembered(i) for i in case.stored},
-    )
+    state = known(case.stored)
     planner = Planner(watch(), state, Resume(), FRESH, updated_after=False, now=FRESH.at)
     done = run(planner, library)
     assert tuple(library.requests) == case.requests
@@ -260,15 +266,7 @@ def test_identity_probes_never_cap_a_quiet_refresh_by_themselves() -> None:
     cut to what half the poll's remaining credits pay for, so a quiet refresh completes
     in one poll. (Uncut, every poll was capped and redone from the start: forever.)"""
     many = tuple(item(n) for n in range(1, 401))
-    state = WatchState(
-        baseline_at=REFRESH - timedelta(days=1),
-        watermark=REFRESH - timedelta(days=1),
-        refresh="2026-05-09",
-        has_baseline=True,
-        exact=False,
-        moves=True,
-        items={i.id: remembered(i) for i in many},
-    )
+    state = known(many)
     for cap, probes in ((10, 3), (200, 63), (1_000, 127)):
         library = Library(many, updated_after=False)
         capped = replace(watch(), max_credits_per_poll=cap)
