@@ -60,7 +60,7 @@ async def build(url: str, tmp_path: Path) -> AsyncIterator[Build]:
         settings = load_settings(path, {})
         daemon.build(settings)
         daemon.scheduler.start(paused=True)
-        await daemon._schedule_all(settings)
+        await daemon._schedule_all()
         built.append(daemon)
         return daemon
 

@@ -159,7 +159,7 @@ class Daemon:
             self._install_signals()
             self.scheduler.start()
             self.health.scheduler_running = True
-            await self._schedule_all(settings)
+            await self._schedule_all()
             self._report_replica()
             await store.memory.mark_removed([w.name for w in settings.watches], self.clock())
             await store.meta.set(REJECTED_VERSION, "")
@@ -247,13 +247,12 @@ class Daemon:
 
     # --- scheduling ---------------------------------------------------------------------
 
-    async def _schedule_all(self, settings: Settings) -> None:
-        """A job for each watch held after the first step (every enabled one on SQLite)."""
-        last = {w.name: w.last_poll_at for w in await self.async_store.memory.watches()}
-        held = self.replica.watches
-        for watch in settings.watches:
-            if watch.enabled and watch.name in held:
-                self._add_job(watch, settings, last.get(watch.name))
+    async def _schedule_all(self) -> None:
+        """A job for each watch held after the first step (every enabled one on SQLite),
+        overdue ones over the whole start spread: the jobs follow the leases, as after
+        every step."""
+        async with self.holdings:
+            await self._follow_holdings(random.random)
         self.metrics.set_watches(len(self._wanted()))
 
     def _add_job(

@@ -62,7 +62,7 @@ async def daemon(tmp_path: Path) -> AsyncIterator[Daemon]:
     settings = load_settings(path, {})
     built.build(settings)
     built.scheduler.start(paused=True)
-    await built._schedule_all(settings)
+    await built._schedule_all()
     yield built
     built.stop.set()
     built.scheduler.shutdown(wait=False)
